@@ -1,0 +1,140 @@
+"""The state store port: links, cursors, the action journal, quarantine and run history.
+
+The engine depends on :class:`StateStore` (a Protocol), never on the SQLite implementation directly. Rows are
+msgspec Structs. Every mutating method runs in one transaction and takes a whole batch: the engine never writes
+one row per transaction.
+
+Journal life cycle of an action: ``pending`` (written *before* the remote call) → ``done`` (with the target id)
+or ``failed`` (with the error). A ``pending`` row found at start means the previous run died mid-call; the
+engine resolves it by looking the record up on the target (→ ``resolved``) before planning again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal, Protocol
+
+import msgspec
+
+LinkState = Literal["active", "inactive"]
+JournalStatus = Literal["pending", "done", "failed", "resolved"]
+
+
+class LinkRow(msgspec.Struct, frozen=True, gc=False):
+    """Source record ``source_id`` is represented by target record ``target_id``.
+
+    ``natural_key`` is the JSON of the first-sight key (e.g. ``{"descricao": "CTO-1", "id_projeto": "3"}``);
+    ``content_hash`` fingerprints the desired fields last applied; ``state`` is ``inactive`` once the source
+    vanished and the target was inactivated.
+    """
+
+    source_id: str
+    target_id: str
+    natural_key: str = ""
+    content_hash: str = ""
+    state: LinkState = "active"
+    updated_at: str = ""
+
+
+class JournalEntry(msgspec.Struct, frozen=True):
+    """One action's passage through apply. ``action_id`` is unique per run (``<run_id>:<n>``)."""
+
+    run_id: str
+    action_id: str
+    integration: str
+    entity: str
+    kind: str
+    source_id: str
+    target_id: str = ""
+    natural_key: str = ""
+    payload_hash: str = ""
+    status: JournalStatus = "pending"
+    error: str = ""
+    at: str = ""
+
+
+class JournalUpdate(msgspec.Struct, frozen=True):
+    """A status change of a journal row."""
+
+    action_id: str
+    status: JournalStatus
+    target_id: str = ""
+    error: str = ""
+
+
+class QuarantineRow(msgspec.Struct, frozen=True):
+    """A source record set aside with its reason."""
+
+    integration: str
+    entity: str
+    source_id: str
+    reason: str
+    run_id: str = ""
+    at: str = ""
+
+
+class RunRow(msgspec.Struct, frozen=True):
+    """One invocation of ``plan``/``sync`` for one integration."""
+
+    run_id: str
+    integration: str
+    mode: str
+    started_at: str
+    finished_at: str = ""
+    status: str = "running"
+    summary: str = ""
+
+
+class Commit(msgspec.Struct, frozen=True):
+    """Everything one apply batch leaves behind, written in a single transaction.
+
+    ``cursor`` is None when it must not move (some action failed before it).
+    """
+
+    integration: str
+    entity: str
+    upsert_links: tuple[LinkRow, ...] = ()
+    remove_links: tuple[str, ...] = ()
+    journal: tuple[JournalUpdate, ...] = ()
+    quarantine: tuple[QuarantineRow, ...] = ()
+    release_quarantine: tuple[str, ...] = ()
+    cursor: str | None = None
+    cursor_name: str = "default"
+
+
+class StateStore(Protocol):
+    """What the engine needs from persistent state."""
+
+    async def links(
+        self, integration: str, entity: str, source_ids: Sequence[str] | None = None
+    ) -> dict[str, LinkRow]:
+        """Links of an entity keyed by source id; all of them when ``source_ids`` is None."""
+        ...
+
+    async def links_by_target(self, integration: str, entity: str, target_ids: Sequence[str]) -> dict[str, LinkRow]:
+        """Links keyed by target id."""
+        ...
+
+    async def count_links(self, integration: str, entity: str, state: LinkState = "active") -> int: ...
+
+    async def cursor(self, integration: str, entity: str, name: str = "default") -> str | None: ...
+
+    async def journal_begin(self, entries: Sequence[JournalEntry]) -> None:
+        """Insert ``pending`` journal rows (before the remote calls are made)."""
+        ...
+
+    async def journal_unresolved(self, integration: str, entity: str) -> list[JournalEntry]:
+        """``pending`` rows left by a run that died mid-call."""
+        ...
+
+    async def commit(self, batch: Commit) -> None:
+        """Apply a :class:`Commit` atomically."""
+        ...
+
+    async def quarantined(self, integration: str, entity: str) -> list[QuarantineRow]: ...
+
+    async def start_run(self, run: RunRow) -> None: ...
+
+    async def finish_run(self, run_id: str, status: str, summary: str) -> None: ...
+
+    async def runs(self, limit: int = 20) -> list[RunRow]: ...
