@@ -111,7 +111,9 @@ class StateStore(Protocol):
         """Links of an entity keyed by source id; all of them when ``source_ids`` is None."""
         ...
 
-    async def links_by_target(self, integration: str, entity: str, target_ids: Sequence[str]) -> dict[str, LinkRow]:
+    async def links_by_target(
+        self, integration: str, entity: str, target_ids: Sequence[str]
+    ) -> dict[str, LinkRow]:
         """Links keyed by target id."""
         ...
 
