@@ -19,6 +19,7 @@ Fault kinds (``rate`` = probability per matching request, default 1; ``count`` =
     reset      abort the TCP connection (RST) without an answer
     malformed  answer 200 with truncated JSON
     html       answer the system's HTML error page (``status`` default: the system's usual one)
+    lost       serve the request for real (a write happens), then abort the connection: the answer is lost
 
 The sandbox imports nothing of the reconciler: it plays "another company's server".
 """
@@ -40,7 +41,7 @@ import msgspec
 from aiohttp import web
 
 CONTROL_PREFIX = "/_sandbox/"
-KINDS = ("latency", "error", "429", "timeout", "reset", "malformed", "html")
+KINDS = ("latency", "error", "429", "timeout", "reset", "malformed", "html", "lost")
 REQUEST_LOG_MAX = 200_000
 
 
@@ -161,6 +162,12 @@ class Faults:
         self.served += 1
         entry = await self._log(request)
         rule = self._pick(request)
+        if rule is not None and rule.kind == "lost":
+            entry.fault = rule.kind
+            response = await handler(request)
+            entry.status = response.status
+            _abort(request)
+            raise ConnectionResetError("sandbox: answer lost after serving the request")
         if rule is not None:
             entry.fault = rule.kind
             injected = await self._inject(rule, request)

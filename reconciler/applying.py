@@ -1,0 +1,321 @@
+"""Apply a plan: bounded parallelism, journal first, commit only what succeeded.
+
+Per entity plan, every changing action is journaled ``pending`` in one batch *before* any remote call, then the
+actions run in one task group gated by the target system's :class:`anyio.CapacityLimiter`. Outcomes are
+committed in batches (links, journal status, quarantine) so a long apply never holds results only in memory.
+
+A create whose answer was lost (timeout, reset, 5xx, garbled body) may or may not exist on the target. It is
+never blindly re-sent: the record is first looked up by its natural key; found once → adopted; not found → sent
+again (bounded); found twice → reported as a duplicate for a person to resolve. A crash between sending and
+committing leaves a ``pending`` journal row that :func:`resolve_pending` settles the same way at the next start.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+
+import anyio
+import msgspec
+
+from reconciler.connectors.base import Connector
+from reconciler.errors import ReconcilerError, TerminalRemoteError, TransientRemoteError
+from reconciler.model import (
+    Action,
+    Create,
+    Delete,
+    EntityPlan,
+    Fields,
+    Inactivate,
+    Link,
+    Outcome,
+    Quarantine,
+    Skip,
+    Update,
+    action_kind,
+)
+from reconciler.state.store import (
+    Commit,
+    JournalEntry,
+    JournalUpdate,
+    LinkRow,
+    LinkState,
+    QuarantineRow,
+    StateStore,
+)
+
+#: Outcomes buffered before they are committed to the state store.
+COMMIT_BATCH = 500
+
+
+class ApplySettings(msgspec.Struct, frozen=True):
+    """Knobs of one apply run. ``create_attempts``: sends of one create at most (lost answers included)."""
+
+    run_id: str
+    target_collection: str
+    create_attempts: int = 3
+    backoff: float = 0.5
+    backoff_max: float = 10.0
+
+
+def now_iso() -> str:
+    """Current UTC time, ISO-8601 with milliseconds."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _key_json(key: Fields) -> str:
+    return msgspec.json.encode(key, order="sorted").decode()
+
+
+class _Committer:
+    """Buffers links and journal updates; flushes them to the store in batches."""
+
+    def __init__(self, store: StateStore, integration: str, entity: str) -> None:
+        self.store = store
+        self.integration = integration
+        self.entity = entity
+        self.links: list[LinkRow] = []
+        self.removed: list[str] = []
+        self.journal: list[JournalUpdate] = []
+        self.release: list[str] = []
+        self.pending = 0
+        self.lock = anyio.Lock()
+
+    async def add(
+        self,
+        *,
+        link: LinkRow | None = None,
+        removed: str | None = None,
+        journal: JournalUpdate | None = None,
+        release: str | None = None,
+    ) -> None:
+        if link is not None:
+            self.links.append(link)
+        if removed is not None:
+            self.removed.append(removed)
+        if journal is not None:
+            self.journal.append(journal)
+        if release is not None:
+            self.release.append(release)
+        self.pending += 1
+        if self.pending >= COMMIT_BATCH:
+            await self.flush()
+
+    async def flush(self) -> None:
+        async with self.lock:
+            if not (self.links or self.removed or self.journal or self.release):
+                return
+            batch = Commit(
+                integration=self.integration,
+                entity=self.entity,
+                upsert_links=tuple(self.links),
+                remove_links=tuple(self.removed),
+                journal=tuple(self.journal),
+                release_quarantine=tuple(self.release),
+            )
+            self.links, self.removed, self.journal, self.release = [], [], [], []
+            self.pending = 0
+            await self.store.commit(batch)
+
+
+async def apply_plan(
+    plan: EntityPlan,
+    *,
+    connector: Connector,
+    store: StateStore,
+    limiter: anyio.CapacityLimiter,
+    settings: ApplySettings,
+) -> list[Outcome]:
+    """Execute every changing action of ``plan``; return one :class:`Outcome` per action (skips included).
+
+    Links and journal rows of successful actions are committed before returning; the caller commits the
+    cursor (it knows which source records are safe to move past).
+    """
+    changing = [a for a in plan.actions if not isinstance(a, Skip | Quarantine)]
+    action_ids = {id(a): f"{settings.run_id}:{plan.entity}:{n}" for n, a in enumerate(changing)}
+    at = now_iso()
+    await store.journal_begin(
+        [
+            JournalEntry(
+                run_id=settings.run_id,
+                action_id=action_ids[id(a)],
+                integration=plan.integration,
+                entity=plan.entity,
+                kind=action_kind(a),
+                source_id=a.source_id,
+                target_id=getattr(a, "target_id", ""),
+                natural_key=_key_json(a.natural_key) if isinstance(a, Create | Link) else "",
+                payload_hash=getattr(a, "content_hash", ""),
+                at=at,
+            )
+            for a in changing
+        ]
+    )
+    committer = _Committer(store, plan.integration, plan.entity)
+    outcomes: list[Outcome] = [
+        Outcome(action_kind(a), a.source_id, ok=False, error=a.reason, attempts=0, label=a.label)
+        for a in plan.actions
+        if isinstance(a, Skip | Quarantine)
+    ]
+
+    async def run_one(action: Action) -> None:
+        async with limiter:
+            outcome = await _execute(action, connector=connector, settings=settings)
+        outcomes.append(outcome)
+        action_id = action_ids[id(action)]
+        if not outcome.ok:
+            await committer.add(journal=JournalUpdate(action_id, "failed", outcome.target_id, outcome.error))
+            return
+        journal = JournalUpdate(action_id, "done", outcome.target_id)
+        if isinstance(action, Delete):
+            await committer.add(removed=action.source_id, journal=journal, release=action.source_id)
+            return
+        state: LinkState = "inactive" if isinstance(action, Inactivate) else "active"
+        natural = _key_json(action.natural_key) if isinstance(action, Create | Link) else None
+        link = LinkRow(
+            source_id=action.source_id,
+            target_id=outcome.target_id,
+            natural_key=natural if natural is not None else "",
+            content_hash=getattr(action, "content_hash", ""),
+            state=state,
+            updated_at=now_iso(),
+        )
+        await committer.add(link=link, journal=journal, release=action.source_id)
+
+    async with anyio.create_task_group() as group:
+        for action in changing:
+            group.start_soon(run_one, action)
+    await committer.flush()
+    return outcomes
+
+
+async def _execute(action: Action, *, connector: Connector, settings: ApplySettings) -> Outcome:
+    kind = action_kind(action)
+    collection = settings.target_collection
+    try:
+        match action:
+            case Create():
+                target_id, attempts = await _create(action, connector=connector, settings=settings)
+                return Outcome(kind, action.source_id, True, target_id, attempts=attempts, label=action.label)
+            case Update(changes=changes) | Link(changes=changes):
+                if changes:
+                    await connector.update(collection, action.target_id, {c.field: c.after for c in changes})
+                return Outcome(kind, action.source_id, True, action.target_id, label=action.label)
+            case Inactivate():
+                await connector.update(collection, action.target_id, {action.field: action.value})
+                return Outcome(kind, action.source_id, True, action.target_id, label=action.label)
+            case Delete():
+                await connector.delete(collection, action.target_id)
+                return Outcome(kind, action.source_id, True, action.target_id, label=action.label)
+            case _:
+                raise AssertionError(f"not a changing action: {kind}")
+    except ReconcilerError as exc:
+        return Outcome(
+            kind,
+            action.source_id,
+            False,
+            getattr(action, "target_id", ""),
+            error=str(exc),
+            label=action.label,
+        )
+
+
+async def _create(action: Create, *, connector: Connector, settings: ApplySettings) -> tuple[str, int]:
+    """Send a create; when its answer is lost, look it up by natural key before sending again."""
+    collection = settings.target_collection
+    delay = settings.backoff
+    last: TransientRemoteError | None = None
+    for attempt in range(1, settings.create_attempts + 1):
+        try:
+            return await connector.create(collection, action.fields), attempt
+        except TransientRemoteError as exc:
+            last = exc
+        if not action.natural_key:
+            raise TerminalRemoteError(
+                connector.system,
+                f"create of {action.label or action.source_id} may or may not have happened ({last}); "
+                "the rule has no natural key to check, so it is not sent again",
+            )
+        found = await connector.find(collection, action.natural_key)
+        if len(found) == 1:
+            return found[0].id, attempt
+        if len(found) > 1:
+            raise TerminalRemoteError(
+                connector.system,
+                f"{len(found)} records now match {action.natural_key}: possible duplicate, resolve by hand",
+            )
+        await anyio.sleep(min(settings.backoff_max, delay) * (0.5 + random.random() / 2))
+        delay *= 2
+    assert last is not None
+    raise last
+
+
+async def resolve_pending(
+    *,
+    integration: str,
+    entity: str,
+    connector: Connector,
+    store: StateStore,
+    target_collection: str,
+) -> list[Outcome]:
+    """Settle creates left ``pending`` by a run that died: adopt the record if the target has it."""
+    pending = await store.journal_unresolved(integration, entity)
+    outcomes: list[Outcome] = []
+    links: list[LinkRow] = []
+    journal: list[JournalUpdate] = []
+    for entry in pending:
+        if entry.kind not in ("create", "link") or not entry.natural_key:
+            journal.append(
+                JournalUpdate(entry.action_id, "resolved", entry.target_id, "interrupted; re-planned")
+            )
+            continue
+        key: Mapping[str, object] = msgspec.json.decode(entry.natural_key)
+        found = await connector.find(target_collection, dict(key))  # type: ignore[arg-type]
+        if entry.kind == "link" and entry.target_id:
+            found = [r for r in found if r.id == entry.target_id] or found
+        if len(found) == 1:
+            links.append(
+                LinkRow(
+                    source_id=entry.source_id,
+                    target_id=found[0].id,
+                    natural_key=entry.natural_key,
+                    content_hash="",  # unknown: the next plan compares fields and updates what differs
+                    updated_at=now_iso(),
+                )
+            )
+            journal.append(
+                JournalUpdate(entry.action_id, "resolved", found[0].id, "adopted after interruption")
+            )
+            outcomes.append(Outcome("recover", entry.source_id, True, found[0].id))
+        elif not found:
+            journal.append(JournalUpdate(entry.action_id, "resolved", "", "not created before interruption"))
+        else:
+            ids = ", ".join(r.id for r in found)
+            journal.append(JournalUpdate(entry.action_id, "failed", "", f"several records match: {ids}"))
+            outcomes.append(Outcome("recover", entry.source_id, False, error=f"several records match: {ids}"))
+    if journal:
+        await store.commit(
+            Commit(integration=integration, entity=entity, upsert_links=tuple(links), journal=tuple(journal))
+        )
+    return outcomes
+
+
+def quarantine_rows(
+    plan: EntityPlan, run_id: str, at: str, actions: Sequence[Action] | None = None
+) -> tuple[QuarantineRow, ...]:
+    """Quarantine rows for the plan's skip/quarantine actions (reason prefixed by the kind)."""
+    rows = []
+    for action in actions if actions is not None else plan.actions:
+        if isinstance(action, Skip | Quarantine):
+            rows.append(
+                QuarantineRow(
+                    integration=plan.integration,
+                    entity=plan.entity,
+                    source_id=action.source_id,
+                    reason=f"{action_kind(action)}: {action.reason}",
+                    run_id=run_id,
+                    at=at,
+                )
+            )
+    return tuple(rows)

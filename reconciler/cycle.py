@@ -1,0 +1,388 @@
+"""One cycle of one entity: fetch → normalize → diff/plan → apply → commit.
+
+This module is the thin shell around the pure core: it does the I/O (connectors, state store) and hands plain
+values to ``rules`` (normalise) and ``planning`` (plan). Stage timings are recorded for the report and the
+benchmarks.
+
+Incremental reads use ``since = cursor`` with *inclusive* semantics and a lag window, so a record written while
+a page was being read is seen next time; content hashes make the re-read records free. The cursor moves only
+past records whose actions all succeeded: when one fails, the cursor stops at the oldest failed record.
+Records skipped or quarantined are kept in the quarantine table and re-read by id on every incremental cycle,
+so a fix on either side (an OLT added to IXC, a coordinate corrected in OZmap) is picked up without waiting for
+the daily full resync.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Any, Literal, Protocol
+
+import anyio
+import msgspec
+
+from reconciler import planning
+from reconciler.applying import ApplySettings, apply_plan, now_iso, quarantine_rows, resolve_pending
+from reconciler.connectors.base import Connector
+from reconciler.errors import GuardTripped
+from reconciler.model import (
+    Desired,
+    EntityPlan,
+    Filtered,
+    Normalized,
+    Outcome,
+    Record,
+    Value,
+)
+from reconciler.rules import lookups as rule_lookups
+from reconciler.state.store import Commit, LinkRow, StateStore
+
+#: Seconds re-read before the cursor, for writes that committed while a page was being read.
+CURSOR_LAG_SECONDS = 60
+#: Above this many unlinked records an incremental cycle reads the whole target collection instead of
+#: looking each natural key up.
+FIND_ONE_BY_ONE_MAX = 200
+
+Mode = Literal["auto", "full", "incremental"]
+Progress = Callable[[str, int], None]
+
+
+class RuleLike(Protocol):
+    """What the cycle needs of a compiled rule (see ``reconciler.rules.compiling.CompiledRule``)."""
+
+    @property
+    def integration(self) -> str: ...
+    @property
+    def entity(self) -> str: ...
+    @property
+    def source_system(self) -> str: ...
+    @property
+    def source_collection(self) -> str: ...
+    @property
+    def incremental(self) -> bool: ...
+    @property
+    def target_system(self) -> str: ...
+    @property
+    def target_collection(self) -> str: ...
+    @property
+    def first_sight(self) -> tuple[str, ...]: ...
+    @property
+    def updatable(self) -> frozenset[str]: ...
+    @property
+    def lookups(self) -> Mapping[str, Any]: ...
+    @property
+    def removal(self) -> Any: ...
+    @property
+    def max_inactivate_share(self) -> float | None: ...
+
+    def normalize(self, record: Record, lookups: Mapping[str, Mapping[str, Value]]) -> Normalized: ...
+
+    def target_matches(self, record: Record) -> bool: ...
+
+
+class CycleResult(msgspec.Struct):
+    """What one entity cycle did."""
+
+    plan: EntityPlan
+    outcomes: list[Outcome] = msgspec.field(default_factory=list)
+    applied: bool = False
+    fetched: int = 0
+    cursor_before: str | None = None
+    cursor_after: str | None = None
+    timings: dict[str, float] = msgspec.field(default_factory=dict)
+    recovered: int = 0
+
+    @property
+    def failures(self) -> int:
+        return sum(1 for o in self.outcomes if not o.ok and o.kind not in ("skip", "quarantine"))
+
+
+class _Timer:
+    def __init__(self) -> None:
+        self.timings: dict[str, float] = {}
+
+    def add(self, stage: str, started: float) -> None:
+        self.timings[stage] = self.timings.get(stage, 0.0) + time.perf_counter() - started
+
+
+def plan_spec(rule: RuleLike, default_share: float) -> planning.PlanSpec:
+    """The planner's view of a compiled rule."""
+    removal = rule.removal
+    return planning.PlanSpec(
+        integration=rule.integration,
+        entity=rule.entity,
+        source=f"{rule.source_system}.{rule.source_collection}",
+        target=f"{rule.target_system}.{rule.target_collection}",
+        first_sight=tuple(rule.first_sight),
+        updatable=frozenset(rule.updatable),
+        removal=planning.Removal(action=removal.action, field=removal.field or "", value=removal.value),
+        max_inactivate_share=(
+            rule.max_inactivate_share if rule.max_inactivate_share is not None else default_share
+        ),
+    )
+
+
+async def run_entity(
+    rule: RuleLike,
+    *,
+    connectors: Mapping[str, Connector],
+    store: StateStore,
+    limiters: Mapping[str, anyio.CapacityLimiter],
+    run_id: str,
+    mode: Mode = "auto",
+    apply: bool = False,
+    allow_mass_removal: bool = False,
+    default_share: float = 0.10,
+    progress: Progress | None = None,
+) -> CycleResult:
+    """Run one cycle of ``rule``'s entity. ``apply=False`` is the dry run (stops after plan).
+
+    Raises :class:`GuardTripped` (after planning, before acting) when ``apply`` is set and the plan trips a
+    guard without ``allow_mass_removal``; the plan is attached as ``exc.args[1]``.
+    """
+    source = connectors[rule.source_system]
+    target = connectors[rule.target_system]
+    timer = _Timer()
+    spec = plan_spec(rule, default_share)
+    integration, entity = rule.integration, rule.entity
+
+    recovered: list[Outcome] = []
+    if apply:
+        recovered = await resolve_pending(
+            integration=integration,
+            entity=entity,
+            connector=target,
+            store=store,
+            target_collection=rule.target_collection,
+        )
+
+    cursor = await store.cursor(integration, entity)
+    effective: Literal["full", "incremental"] = (
+        "full" if mode == "full" or cursor is None or not rule.incremental else "incremental"
+    )
+    if mode == "incremental" and cursor is None:
+        effective = "full"
+
+    started = time.perf_counter()
+    tables = await _lookup_tables(rule, connectors, store)
+    timer.add("lookups", started)
+
+    # fetch + normalize, page by page
+    normalized: list[Normalized] = []
+    gone: list[str] = []
+    fetched = 0
+    since = _shift(cursor, -CURSOR_LAG_SECONDS) if effective == "incremental" else None
+    started = time.perf_counter()
+    async for page in source.stream(rule.source_collection, since=since):
+        t0 = time.perf_counter()
+        normalized.extend(rule.normalize(record, tables) for record in page)
+        timer.add("normalize", t0)
+        fetched += len(page)
+        if progress is not None:
+            progress(f"{integration}/{entity}: fetched", fetched)
+    if effective == "incremental":
+        catalog = source.catalog().get(rule.source_collection)
+        if catalog is not None and catalog.deletions:
+            async for page in source.stream(rule.source_collection, since=since, deleted=True):
+                gone.extend(r.id for r in page)
+                fetched += len(page)
+        seen = {n.source_id for n in normalized}
+        retry_ids = [
+            q.source_id for q in await store.quarantined(integration, entity) if q.source_id not in seen
+        ]
+        if retry_ids:
+            for record in await source.fetch_by_ids(rule.source_collection, retry_ids):
+                normalized.append(rule.normalize(record, tables))
+    timer.add("fetch", started)
+    timer.timings["fetch"] -= timer.timings.get("normalize", 0.0)
+
+    # links + target snapshot
+    started = time.perf_counter()
+    if effective == "full":
+        links = await store.links(integration, entity)
+    else:
+        links = await store.links(integration, entity, [n.source_id for n in normalized] + gone)
+    timer.add("state", started)
+    started = time.perf_counter()
+    targets, claimed = await _targets(rule, target, store, effective, normalized, links, gone)
+    timer.add("fetch_targets", started)
+
+    started = time.perf_counter()
+    linked_total = await store.count_links(integration, entity)
+    data = planning.PlanInput(
+        mode=effective,
+        normalized=normalized,
+        links={
+            sid: planning.LinkState(row.target_id, row.content_hash, row.state == "active")
+            for sid, row in links.items()
+        },
+        targets=targets,
+        claimed_targets=claimed,
+        gone=gone,
+        linked_total=linked_total,
+        force_compare=effective == "full",
+    )
+    entity_plan = planning.plan(spec, data)
+    timer.add("plan", started)
+
+    result = CycleResult(
+        plan=entity_plan,
+        fetched=fetched,
+        cursor_before=cursor,
+        timings=timer.timings,
+        recovered=len(recovered),
+        outcomes=list(recovered),
+    )
+    if not apply:
+        return result
+    if entity_plan.guard and not allow_mass_removal:
+        raise GuardTripped(f"{integration}/{entity}: {entity_plan.guard}", entity_plan)
+
+    started = time.perf_counter()
+    outcomes = await apply_plan(
+        entity_plan,
+        connector=target,
+        store=store,
+        limiter=limiters[rule.target_system],
+        settings=ApplySettings(run_id=run_id, target_collection=rule.target_collection),
+    )
+    timer.add("apply", started)
+    result.outcomes.extend(outcomes)
+    result.applied = True
+
+    started = time.perf_counter()
+    failed = {o.source_id for o in outcomes if not o.ok and o.kind not in ("skip", "quarantine")}
+    new_cursor = _next_cursor(cursor, normalized, failed)
+    succeeded_unchanged = [
+        n.source_id
+        for n in normalized
+        if (isinstance(n, Filtered) or (isinstance(n, Desired) and n.source_id in links))
+        and n.source_id not in failed
+    ]
+    await store.commit(
+        Commit(
+            integration=integration,
+            entity=entity,
+            quarantine=quarantine_rows(entity_plan, run_id, now_iso()),
+            release_quarantine=tuple(succeeded_unchanged),
+            upsert_links=_refreshed_links(normalized, links, failed, entity_plan),
+            cursor=new_cursor,
+        )
+    )
+    timer.add("commit", started)
+    result.cursor_after = new_cursor if new_cursor is not None else cursor
+    return result
+
+
+async def _lookup_tables(
+    rule: RuleLike, connectors: Mapping[str, Connector], store: StateStore
+) -> dict[str, Mapping[str, Value]]:
+    tables: dict[str, Mapping[str, Value]] = {}
+    for name, spec in rule.lookups.items():
+        if spec.kind == "links":
+            rows = await store.links(rule.integration, spec.links_entity)
+            tables[name] = rule_lookups.links_table(
+                ((sid, row.target_id) for sid, row in rows.items() if row.state == "active"), spec.reverse
+            )
+            continue
+        records: list[Record] = []
+        async for page in connectors[spec.system].stream(spec.collection):
+            records.extend(page)
+        tables[name] = rule_lookups.build_table(spec, records)
+    return tables
+
+
+async def _targets(
+    rule: RuleLike,
+    target: Connector,
+    store: StateStore,
+    mode: str,
+    normalized: Sequence[Normalized],
+    links: Mapping[str, LinkRow],
+    gone: Sequence[str],
+) -> tuple[dict[str, Record], frozenset[str]]:
+    """The target records the plan must see, and the target ids already claimed by a link."""
+    desired = [n for n in normalized if isinstance(n, Desired)]
+    unlinked = [d for d in desired if d.source_id not in links]
+    if mode == "full" or len(unlinked) > FIND_ONE_BY_ONE_MAX:
+        records: dict[str, Record] = {}
+        async for page in target.stream(rule.target_collection):
+            for record in page:
+                if rule.target_matches(record):
+                    records[record.id] = record
+        if mode == "full":
+            claimed = frozenset(row.target_id for row in links.values())
+        else:
+            all_links = await store.links(rule.integration, rule.entity)
+            claimed = frozenset(row.target_id for row in all_links.values())
+        return records, claimed
+
+    wanted: list[str] = []
+    for d in desired:
+        link = links.get(d.source_id)
+        if link is not None and link.content_hash != d.content_hash:
+            wanted.append(link.target_id)
+    wanted.extend(links[sid].target_id for sid in gone if sid in links)
+    records = {r.id: r for r in await target.fetch_by_ids(rule.target_collection, sorted(set(wanted)))}
+
+    if unlinked and rule.first_sight:
+        found: list[Record] = []
+
+        async def find_one(d: Desired) -> None:
+            found.extend(
+                r for r in await target.find(rule.target_collection, d.natural_key) if rule.target_matches(r)
+            )
+
+        async with anyio.create_task_group() as group:
+            for d in unlinked:
+                group.start_soon(find_one, d)
+        by_target = await store.links_by_target(rule.integration, rule.entity, [r.id for r in found])
+        for record in found:
+            records.setdefault(record.id, record)
+        return records, frozenset(by_target)
+    return records, frozenset()
+
+
+def _next_cursor(cursor: str | None, normalized: Sequence[Normalized], failed: set[str]) -> str | None:
+    """Max updated_at seen, or the oldest failed record's updated_at when something failed."""
+    failed_marks = [n.updated_at for n in normalized if n.source_id in failed and n.updated_at]
+    if failed_marks:
+        return min(failed_marks) if cursor is None or min(failed_marks) >= cursor else None
+    marks = [n.updated_at for n in normalized if n.updated_at]
+    if not marks:
+        return cursor
+    newest = max(marks)
+    return newest if cursor is None or newest > cursor else cursor
+
+
+def _refreshed_links(
+    normalized: Sequence[Normalized],
+    links: Mapping[str, LinkRow],
+    failed: set[str],
+    plan: EntityPlan,
+) -> tuple[LinkRow, ...]:
+    """Links whose hash is stale although no action was needed (target already agreed): refresh the hash."""
+    acted = {a.source_id for a in plan.actions}
+    rows = []
+    for n in normalized:
+        if not isinstance(n, Desired) or n.source_id in acted or n.source_id in failed:
+            continue
+        link = links.get(n.source_id)
+        if link is not None and link.content_hash != n.content_hash:
+            rows.append(msgspec.structs.replace(link, content_hash=n.content_hash, updated_at=now_iso()))
+    return tuple(rows)
+
+
+def _shift(value: str | None, seconds: int) -> str | None:
+    """Move a cursor by ``seconds``, keeping its format (ISO ``...Z`` or IXC ``YYYY-MM-DD HH:MM:SS``)."""
+    if not value:
+        return value
+    for fmt in ("%Y-%m-%dT%H:%M:%S.%fZ", "%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%d %H:%M:%S"):
+        try:
+            moved = datetime.strptime(value, fmt) + timedelta(seconds=seconds)
+        except ValueError:
+            continue
+        text = moved.strftime(fmt)
+        return text[:-4] + "Z" if fmt.endswith(".%fZ") else text
+    return value

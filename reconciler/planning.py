@@ -1,0 +1,302 @@
+"""Pure diff and plan: desired records + links + target snapshot → minimal actions.
+
+No I/O and no clock: the same inputs always give the same :class:`~reconciler.model.EntityPlan`. The cycle
+module gathers the inputs (fetching, normalising, reading links) and hands them over in a :class:`PlanInput`.
+
+Decisions, per source record:
+
+* desired + link + linked target present → ``update`` of the owned fields that differ (none → unchanged);
+* desired + link + linked target missing → ``create`` again (the target record was removed behind our back);
+* desired, no link → natural-key candidates among unlinked targets: one → ``link`` (plus its field changes),
+  several → ``skip`` (ambiguous), none → ``create``;
+* source gone (deleted, or absent from a full snapshot) + active link → ``inactivate`` / ``delete`` /
+  nothing, as the rule's removal says;
+* ``Skipped`` / ``Quarantined`` normalisations → ``skip`` / ``quarantine`` actions with their reasons.
+
+Then the guard: a plan that would inactivate more than ``max_inactivate_share`` of the active links, or a full
+snapshot that is empty while links exist, is marked with a guard message; ``applying`` refuses such a plan
+unless the operator overrides it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Literal
+
+import msgspec
+
+from reconciler.model import (
+    Action,
+    Create,
+    Delete,
+    Desired,
+    EntityPlan,
+    FieldChange,
+    Filtered,
+    Inactivate,
+    Link,
+    Normalized,
+    Quarantine,
+    Quarantined,
+    Record,
+    Skip,
+    Skipped,
+    Update,
+    Value,
+)
+
+
+class Removal(msgspec.Struct, frozen=True):
+    """What a vanished source record does to its target: ``inactivate`` (field := value), ``delete``, ``ignore``."""
+
+    action: Literal["inactivate", "delete", "ignore"] = "ignore"
+    field: str = ""
+    value: Value = None
+
+
+class PlanSpec(msgspec.Struct, frozen=True):
+    """The parts of an entity's rule the planner needs."""
+
+    integration: str
+    entity: str
+    source: str
+    target: str
+    first_sight: tuple[str, ...]
+    updatable: frozenset[str]
+    removal: Removal
+    max_inactivate_share: float
+
+
+class LinkState(msgspec.Struct, frozen=True):
+    """The planner's view of one stored link."""
+
+    target_id: str
+    content_hash: str
+    active: bool = True
+
+
+class PlanInput(msgspec.Struct, frozen=True):
+    """Everything one entity's plan is computed from.
+
+    ``normalized``: the fetched source records after the rule. ``links``: stored links of (at least) those source
+    records and of ``gone``; in full mode, all links. ``targets``: target records by id — the linked ones and the
+    natural-key candidates. ``claimed_targets``: target ids linked to *some* source (a candidate already claimed
+    by another source must not be linked twice). ``gone``: source ids reported deleted. ``full``: the snapshot is
+    complete, so an active link whose source is absent counts as gone. ``linked_total``: active links of the
+    entity (the guard's denominator).
+    """
+
+    mode: Literal["full", "incremental"]
+    normalized: Sequence[Normalized]
+    links: Mapping[str, LinkState]
+    targets: Mapping[str, Record]
+    claimed_targets: frozenset[str] = frozenset()
+    gone: Sequence[str] = ()
+    linked_total: int = 0
+    force_compare: bool = False
+
+
+def same_value(current: Value, desired: Value) -> bool:
+    """Equality as a person reading both systems would see it.
+
+    Strings holding decimals compare as numbers (``"-27.59690"`` equals ``"-27.5969"``) when at least one of
+    them has a decimal point; everything else compares exactly (names are case-sensitive, ``"012"`` is not
+    ``"12"``). ``None`` equals ``""`` (IXC has no nulls, it writes empty strings).
+    """
+    if current == desired:
+        return True
+    if current in (None, "") and desired in (None, ""):
+        return True
+    if isinstance(current, str) and isinstance(desired, str) and ("." in current or "." in desired):
+        try:
+            return float(current) == float(desired)
+        except ValueError:
+            return False
+    if (
+        isinstance(current, int | float)
+        and isinstance(desired, int | float)
+        and not isinstance(current, bool)
+    ):
+        return float(current) == float(desired)
+    return False
+
+
+def field_changes(target: Record, desired: Desired, updatable: frozenset[str]) -> tuple[FieldChange, ...]:
+    """The owned fields whose target value differs from the desired one, in the rule's field order."""
+    changes: list[FieldChange] = []
+    current = target.fields
+    for name, value in desired.fields.items():
+        if name not in updatable or name in desired.create_only:
+            continue
+        before = current.get(name)
+        if not same_value(before, value):
+            changes.append(FieldChange(name, before, value))
+    return tuple(changes)
+
+
+def natural_key(fields: Mapping[str, Value], names: Sequence[str]) -> tuple[str, ...]:
+    """The first-sight key as a tuple of exact strings (None → "")."""
+    return tuple("" if fields.get(n) is None else str(fields.get(n)) for n in names)
+
+
+def index_candidates(
+    targets: Iterable[Record], names: Sequence[str], claimed: frozenset[str]
+) -> dict[tuple[str, ...], list[Record]]:
+    """Unclaimed target records grouped by natural key."""
+    index: dict[tuple[str, ...], list[Record]] = {}
+    if not names:
+        return index
+    for record in targets:
+        if record.id in claimed:
+            continue
+        index.setdefault(natural_key(record.fields, names), []).append(record)
+    return index
+
+
+def plan(spec: PlanSpec, data: PlanInput) -> EntityPlan:
+    """Compute the entity's plan. Deterministic: actions are sorted by kind order, then source id."""
+    actions: list[Action] = []
+    unchanged = 0
+    filtered = 0
+    present: set[str] = set()
+    candidates = index_candidates(data.targets.values(), spec.first_sight, data.claimed_targets)
+    taken: set[str] = set()
+    unlinked: list[Desired] = []
+
+    for item in data.normalized:
+        present.add(item.source_id)
+        if isinstance(item, Filtered):
+            filtered += 1
+            continue
+        if isinstance(item, Skipped):
+            actions.append(Skip(item.source_id, item.reason, item.label))
+            continue
+        if isinstance(item, Quarantined):
+            actions.append(Quarantine(item.source_id, item.reason, item.label))
+            continue
+        if item.source_id not in data.links:
+            unlinked.append(item)
+            continue
+        action = _plan_desired(spec, data, item, candidates, taken)
+        if action is None:
+            unchanged += 1
+        else:
+            actions.append(action)
+    # First-sight matching in source-id order, so which of two same-named sources adopts a target is stable.
+    for item in sorted(unlinked, key=lambda d: d.source_id):
+        action = _plan_desired(spec, data, item, candidates, taken)
+        if action is None:
+            unchanged += 1
+        else:
+            actions.append(action)
+
+    gone = set(data.gone) - present
+    if data.mode == "full":
+        gone |= {sid for sid, link in data.links.items() if link.active and sid not in present}
+    for source_id in sorted(gone):
+        removal = _plan_removal(spec, data, source_id)
+        if removal is not None:
+            actions.append(removal)
+
+    actions.sort(key=_order)
+    guard = _guard(spec, data, actions)
+    return EntityPlan(
+        integration=spec.integration,
+        entity=spec.entity,
+        source=spec.source,
+        target=spec.target,
+        mode=data.mode,
+        actions=tuple(actions),
+        unchanged=unchanged,
+        filtered=filtered,
+        guard=guard,
+    )
+
+
+def _plan_desired(
+    spec: PlanSpec,
+    data: PlanInput,
+    desired: Desired,
+    candidates: dict[tuple[str, ...], list[Record]],
+    taken: set[str],
+) -> Action | None:
+    link = data.links.get(desired.source_id)
+    if link is not None:
+        target = data.targets.get(link.target_id)
+        if target is None:
+            if link.active and link.content_hash == desired.content_hash and not data.force_compare:
+                return None  # unchanged since last applied and not re-read this cycle
+            return Create(
+                desired.source_id,
+                desired.fields,
+                desired.natural_key,
+                desired.content_hash,
+                desired.label,
+                reason=f"linked {spec.target} record {link.target_id} no longer exists",
+            )
+        changes = field_changes(target, desired, spec.updatable)
+        if not changes:
+            return None
+        return Update(desired.source_id, link.target_id, changes, desired.content_hash, desired.label)
+
+    key = natural_key(desired.fields, spec.first_sight)
+    matches = [r for r in candidates.get(key, ()) if r.id not in taken] if spec.first_sight else []
+    if len(matches) > 1:
+        ids = ", ".join(sorted(r.id for r in matches))
+        return Skip(
+            desired.source_id,
+            f"ambiguous: {len(matches)} {spec.target} records match {_describe(desired.natural_key)} (ids {ids})",
+            desired.label,
+        )
+    if len(matches) == 1:
+        target = matches[0]
+        taken.add(target.id)
+        return Link(
+            desired.source_id,
+            target.id,
+            desired.natural_key,
+            field_changes(target, desired, spec.updatable),
+            desired.content_hash,
+            desired.label,
+        )
+    return Create(desired.source_id, desired.fields, desired.natural_key, desired.content_hash, desired.label)
+
+
+def _plan_removal(spec: PlanSpec, data: PlanInput, source_id: str) -> Action | None:
+    link = data.links.get(source_id)
+    if link is None or not link.active or spec.removal.action == "ignore":
+        return None
+    if spec.removal.action == "delete":
+        return Delete(source_id, link.target_id)
+    target = data.targets.get(link.target_id)
+    before = target.fields.get(spec.removal.field) if target is not None else None
+    if target is not None and same_value(before, spec.removal.value):
+        return None
+    return Inactivate(source_id, link.target_id, spec.removal.field, before, spec.removal.value)
+
+
+_KIND_ORDER = {"create": 0, "link": 1, "update": 2, "inactivate": 3, "delete": 4, "skip": 5, "quarantine": 6}
+
+
+def _order(action: Action) -> tuple[int, str]:
+    return (_KIND_ORDER[type(action).__struct_config__.tag], action.source_id)  # type: ignore[index]
+
+
+def _guard(spec: PlanSpec, data: PlanInput, actions: Sequence[Action]) -> str:
+    removals = sum(1 for a in actions if isinstance(a, Inactivate | Delete))
+    if data.mode == "full" and data.linked_total > 0 and not data.normalized:
+        return (
+            f"the full snapshot of {spec.source} is empty while {data.linked_total} records are linked; "
+            "refusing to remove them (an empty read is far more likely than an emptied network)"
+        )
+    if removals and data.linked_total and removals > spec.max_inactivate_share * data.linked_total:
+        share = removals / data.linked_total
+        return (
+            f"would remove {removals} of {data.linked_total} linked records ({share:.0%}), more than the allowed "
+            f"{spec.max_inactivate_share:.0%}; re-run with --allow-mass-removal if this is intended"
+        )
+    return ""
+
+
+def _describe(key: Mapping[str, Value]) -> str:
+    return " + ".join(f"{k}={v!r}" for k, v in key.items())

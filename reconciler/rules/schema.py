@@ -1,0 +1,152 @@
+"""The rule-file language as msgspec Structs: one Struct per TOML table, unknown keys rejected.
+
+These types only say what a rule file may contain and of what type (decode and validate at the boundary,
+STYLE.md §2.4). Whether the names in it resolve (fields, lookups, options, transforms) is checked by
+:mod:`reconciler.rules.loading` (without schemas) and :mod:`reconciler.rules.compiling` (against the connectors'
+collection schemas). ``rules/ozmap-ixc/boxes.toml`` is the worked example of every key.
+
+Field mapping defaults, ``[fields.NAME]``:
+
+* exactly one of ``from`` (a source field), ``value`` (a literal) or ``expr`` (an expression);
+* then ``transform``, then ``lookup``; a value that is still null (or a lookup that found nothing) is *missing*;
+* ``when-missing`` says what a missing value does: ``"skip"`` (Skipped with ``reason``), ``"quarantine"``,
+  ``"default"`` (use ``default``) or ``"null"`` (keep null). Unset, it is ``"skip"`` for a field with a lookup,
+  ``"default"`` when a ``default`` is given without ``default-if``, else ``"null"``;
+* ``default-if = "option"``: when that boolean option is on, a missing value takes ``default`` instead
+  (``default`` is the final value: it is not transformed or looked up);
+* ``update = false``: written on create only, the target owns the field afterwards.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal, TypeAlias
+
+import msgspec
+
+#: A literal in a rule file (TOML has no null).
+Scalar: TypeAlias = str | int | float | bool
+
+WhenMissing = Literal["skip", "quarantine", "default", "null"]
+RemovalAction = Literal["inactivate", "delete", "ignore"]
+Share = Annotated[float, msgspec.Meta(ge=0, le=1)]
+Name = Annotated[str, msgspec.Meta(min_length=1)]
+
+
+class _Table(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, rename="kebab"):
+    """Base of every table: immutable, keyword-only, unknown keys rejected, kebab-case keys."""
+
+
+class Entity(_Table, frozen=True):
+    """``[entity]``: what the entity is and when it runs."""
+
+    description: str = ""
+    label: str = ""
+    """Template naming a record in reports, e.g. ``"{name} ({project_name})"`` (source fields)."""
+    after: list[Name] = msgspec.field(default_factory=list)
+    """Entities of the same integration that must run before this one."""
+    enabled: bool = True
+    """False: run only when the config lists the entity explicitly."""
+
+
+class Check(_Table, frozen=True):
+    """``[[source.check]]``: a record for which ``expr`` is false is quarantined with ``reason``."""
+
+    expr: str
+    reason: str
+
+
+class Source(_Table, frozen=True):
+    """``[source]``: where the records come from and which of them matter."""
+
+    system: Name
+    collection: Name
+    incremental: bool = False
+    filter: str | None = None
+    check: list[Check] = msgspec.field(default_factory=list)
+
+
+class Target(_Table, frozen=True):
+    """``[target]``: where the records go; ``filter`` limits the target records the rule considers."""
+
+    system: Name
+    collection: Name
+    filter: str | None = None
+
+
+class Match(_Table, frozen=True):
+    """``[match]``: how a record is recognised on the target before a link exists."""
+
+    first_sight: list[Name] = msgspec.field(default_factory=list)
+
+
+class Lookup(_Table, frozen=True):
+    """``[lookups.NAME]``: either a table (system, collection, key, value) or another entity's ``links``."""
+
+    system: Name | None = None
+    collection: Name | None = None
+    key: Name | None = None
+    value: Name | None = None
+    links: Name | None = None
+    reverse: bool = False
+
+
+class Option(_Table, frozen=True):
+    """``[options.NAME]``: a setting the config may change; its type is the type of ``default``."""
+
+    default: Scalar
+    description: str = ""
+
+
+class Field(_Table, frozen=True):
+    """``[fields.TARGET_FIELD]``: how one target field gets its value (see the module docstring)."""
+
+    from_: Name | None = msgspec.field(default=None, name="from")
+    value: Scalar | None = None
+    expr: str | None = None
+    transform: Name | None = None
+    lookup: Name | None = None
+    when_missing: WhenMissing | None = None
+    reason: str | None = None
+    default: Scalar | None = None
+    default_if: Name | None = None
+    update: bool = True
+
+
+class Removal(_Table, frozen=True):
+    """``[removal]``: what a vanished source record does to its target record."""
+
+    action: RemovalAction = "ignore"
+    field: Name | None = None
+    value: Scalar | None = None
+
+
+class Schedule(_Table, frozen=True):
+    """``[schedule]``: durations like ``"90s"``, ``"5m"``, ``"1h30m"``, ``"1d"``."""
+
+    incremental: str = "5m"
+    full: str = "24h"
+
+
+class Guard(_Table, frozen=True):
+    """``[guard]``: ``max-inactivate-share`` unset means the config's default."""
+
+    max_inactivate_share: Share | None = None
+
+
+class Rule(_Table, frozen=True):
+    """A whole rule file."""
+
+    source: Source
+    target: Target
+    fields: dict[str, Field]
+    entity: Entity = Entity()
+    match: Match = Match()
+    lookups: dict[str, Lookup] = msgspec.field(default_factory=dict)
+    options: dict[str, Option] = msgspec.field(default_factory=dict)
+    removal: Removal = Removal()
+    schedule: Schedule = Schedule()
+    guard: Guard = Guard()
+
+
+#: Sections that are tables of named tables, with the Struct of each entry (decoded one by one for line numbers).
+NAMED_TABLES: dict[str, type[_Table]] = {"fields": Field, "lookups": Lookup, "options": Option}

@@ -1,0 +1,190 @@
+"""Static checks of a decoded rule file: what can be wrong without knowing any system's schema.
+
+Run by :func:`reconciler.rules.loading.load_rule_file` right after decoding. Every failure is a ``RuleError`` at
+the line of the offending key. :func:`expressions_of` and :func:`templates_of` list where a rule holds
+expressions and templates, so the compiler walks exactly the same places when it resolves their names.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from reconciler.rules import schema, syntax, templates, transforms
+from reconciler.rules.locating import PathPart, dotted
+
+if TYPE_CHECKING:
+    from reconciler.rules.loading import RuleFile
+
+_DURATION = re.compile(r"(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
+_UNITS = (86400, 3600, 60, 1)
+#: Names a field's ``reason`` template may use besides source fields.
+REASON_EXTRA = ("value", "field")
+
+
+def parse_duration(text: str) -> int:
+    """``"90s"``, ``"5m"``, ``"1h30m"``, ``"1d"`` → seconds; ValueError when malformed or zero."""
+    match = _DURATION.fullmatch(text.strip())
+    seconds = sum(int(n) * unit for n, unit in zip(match.groups(), _UNITS, strict=True) if n) if match else 0
+    if seconds <= 0:
+        raise ValueError(f"bad duration '{text}' (use e.g. 90s, 5m, 1h30m, 1d)")
+    return seconds
+
+
+def when_missing(field: schema.Field) -> schema.WhenMissing:
+    """The effective when-missing policy of a field (see :mod:`reconciler.rules.schema` for the defaults)."""
+    if field.when_missing is not None:
+        return field.when_missing
+    if field.lookup is not None:
+        return "skip"
+    if field.default is not None and field.default_if is None:
+        return "default"
+    return "null"
+
+
+def expressions_of(spec: schema.Rule) -> Iterator[tuple[tuple[PathPart, ...], str, str]]:
+    """``(path, text, side)`` of every expression; ``side`` is ``"source"`` or ``"target"``."""
+    if spec.source.filter is not None:
+        yield ("source", "filter"), spec.source.filter, "source"
+    for i, check in enumerate(spec.source.check):
+        yield ("source", "check", i, "expr"), check.expr, "source"
+    if spec.target.filter is not None:
+        yield ("target", "filter"), spec.target.filter, "target"
+    for name, field in spec.fields.items():
+        if field.expr is not None:
+            yield ("fields", name, "expr"), field.expr, "source"
+
+
+def templates_of(spec: schema.Rule) -> Iterator[tuple[tuple[PathPart, ...], str, tuple[str, ...]]]:
+    """``(path, text, extra names)`` of every template (all over source fields)."""
+    if spec.entity.label:
+        yield ("entity", "label"), spec.entity.label, ()
+    for i, check in enumerate(spec.source.check):
+        yield ("source", "check", i, "reason"), check.reason, ()
+    for name, field in spec.fields.items():
+        if field.reason is not None:
+            yield ("fields", name, "reason"), field.reason, REASON_EXTRA
+
+
+def check(rule: RuleFile) -> None:
+    """Raise the first static problem of ``rule`` as a RuleError."""
+    spec = rule.spec
+    if rule.entity in spec.entity.after:
+        raise rule.error(f"entity.after: {rule.entity} cannot run after itself", "entity", "after")
+    if not spec.fields:
+        raise rule.error("fields: no field is mapped; add a [fields.NAME] table", "fields")
+    _check_syntax(rule)
+    for name, lookup in spec.lookups.items():
+        _check_lookup(rule, name, lookup)
+    for name, field in spec.fields.items():
+        _check_field(rule, name, field)
+    _check_match(rule)
+    _check_removal(rule)
+    for key in ("incremental", "full"):
+        try:
+            parse_duration(getattr(spec.schedule, key))
+        except ValueError as exc:
+            raise rule.error(f"schedule.{key}: {exc}", "schedule", key) from None
+
+
+def _check_syntax(rule: RuleFile) -> None:
+    for path, text, _side in expressions_of(rule.spec):
+        try:
+            syntax.parse(text)
+        except syntax.ExpressionError as exc:
+            raise rule.error(f"{dotted(path)}: {exc}", *path) from None
+    for path, text, _extra in templates_of(rule.spec):
+        try:
+            templates.template_names(text)
+        except ValueError as exc:
+            raise rule.error(f"{dotted(path)}: {exc}", *path) from None
+
+
+def _check_lookup(rule: RuleFile, name: str, lookup: schema.Lookup) -> None:
+    table = (lookup.system, lookup.collection, lookup.key, lookup.value)
+    is_table = all(part is not None for part in table) and lookup.links is None and not lookup.reverse
+    is_links = lookup.links is not None and all(part is None for part in table)
+    if not (is_table or is_links):
+        raise rule.error(
+            f"lookups.{name}: give either system, collection, key and value (a table lookup) "
+            "or links (another entity's links, optionally with reverse)",
+            "lookups",
+            name,
+        )
+
+
+def _check_field(rule: RuleFile, name: str, field: schema.Field) -> None:
+    spec = rule.spec
+    where = f"fields.{name}"
+    given = [
+        key
+        for key, v in (("from", field.from_), ("value", field.value), ("expr", field.expr))
+        if v is not None
+    ]
+    if len(given) != 1:
+        found = f" (found {' and '.join(given)})" if given else ""
+        raise rule.error(f"{where}: give exactly one of from, value or expr{found}", "fields", name)
+    if field.transform is not None and field.transform not in transforms.TRANSFORMS:
+        known = ", ".join(sorted(transforms.TRANSFORMS))
+        raise rule.error(
+            f"{where}.transform: unknown transform '{field.transform}'; known: {known}",
+            "fields",
+            name,
+            "transform",
+        )
+    if field.lookup is not None and field.lookup not in spec.lookups:
+        declared = ", ".join(sorted(spec.lookups)) or "none"
+        raise rule.error(
+            f"{where}.lookup: unknown lookup '{field.lookup}'; declared: {declared}", "fields", name, "lookup"
+        )
+    _check_default(rule, name, field)
+
+
+def _check_default(rule: RuleFile, name: str, field: schema.Field) -> None:
+    where = f"fields.{name}"
+    if field.default_if is not None:
+        option = rule.spec.options.get(field.default_if)
+        if option is None:
+            declared = ", ".join(sorted(rule.spec.options)) or "none"
+            raise rule.error(
+                f"{where}.default-if: unknown option '{field.default_if}'; declared: {declared}",
+                "fields",
+                name,
+                "default-if",
+            )
+        if not isinstance(option.default, bool):
+            raise rule.error(
+                f"{where}.default-if: option '{field.default_if}' is not a boolean",
+                "fields",
+                name,
+                "default-if",
+            )
+    needs_default = field.default_if is not None or field.when_missing == "default"
+    if needs_default and field.default is None:
+        raise rule.error(f'{where}: default-if and when-missing = "default" need a default', "fields", name)
+    if field.default is not None and not needs_default and field.when_missing is not None:
+        raise rule.error(
+            f'{where}.default: never used; set when-missing = "default" or default-if',
+            "fields",
+            name,
+            "default",
+        )
+
+
+def _check_match(rule: RuleFile) -> None:
+    for key in rule.spec.match.first_sight:
+        if key not in rule.spec.fields:
+            mapped = ", ".join(rule.spec.fields)
+            raise rule.error(
+                f"match.first-sight: '{key}' is not a mapped field; mapped: {mapped}", "match", "first-sight"
+            )
+
+
+def _check_removal(rule: RuleFile) -> None:
+    removal = rule.spec.removal
+    missing = [key for key, v in (("field", removal.field), ("value", removal.value)) if v is None]
+    if removal.action == "inactivate" and missing:
+        raise rule.error(f'removal: action "inactivate" needs {" and ".join(missing)}', "removal")
+    if removal.action != "inactivate" and len(missing) < 2:
+        raise rule.error('removal: field and value apply only to action "inactivate"', "removal")
