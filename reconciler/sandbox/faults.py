@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import itertools
 import random
 import re
@@ -43,6 +44,7 @@ from aiohttp import web
 CONTROL_PREFIX = "/_sandbox/"
 KINDS = ("latency", "error", "429", "timeout", "reset", "malformed", "html", "lost")
 REQUEST_LOG_MAX = 200_000
+_REASONS = {500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable", 504: "Gateway Time-out"}
 
 
 class FaultRule(msgspec.Struct, forbid_unknown_fields=True):
@@ -184,7 +186,9 @@ class Faults:
             await asyncio.sleep(rule.seconds if rule.seconds is not None else 0.05)
             return None
         if kind == "error":
-            return web.Response(status=rule.status or 503, text=self.error_page, content_type="text/html")
+            status = rule.status or 503
+            page = self.error_page.replace("503 Service Unavailable", f"{status} {_REASONS.get(status, 'Error')}")
+            return web.Response(status=status, text=page, content_type="text/html")
         if kind == "429":
             retry_after = rule.seconds if rule.seconds is not None else 1.0
             return web.Response(
@@ -200,9 +204,13 @@ class Faults:
             _abort(request)
             raise ConnectionResetError("sandbox: injected connection reset")
         if kind == "malformed":
-            return web.Response(status=200, body=b'{"total": 3, "rows": [{"id": "', content_type="application/json")
+            return web.Response(
+                status=200, body=b'{"total": 3, "rows": [{"id": "', content_type="application/json"
+            )
         # html
-        return web.Response(status=rule.status or self.html_status, text=self.html_page, content_type="text/html")
+        return web.Response(
+            status=rule.status or self.html_status, text=self.html_page, content_type="text/html"
+        )
 
     def install(self, app: web.Application) -> None:
         """Add the middleware and the ``/_sandbox/`` fault/log routes to ``app``."""
@@ -266,8 +274,6 @@ def _abort(request: web.Request) -> None:
         return
     sock: socket.socket | None = transport.get_extra_info("socket")
     if sock is not None:
-        try:
+        with contextlib.suppress(OSError):
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        except OSError:
-            pass
     transport.abort()
