@@ -1,0 +1,181 @@
+"""OZmap API v2 calls: list pages, read one, create, patch, delete, on top of :class:`~..http.Transport`.
+
+- The configured URL may or may not end in ``/api/v2``; :func:`api_base` normalises it.
+- ``Authorization: <key>`` carries the raw API key (no ``Bearer``), the key never appears in error messages.
+- Lists are ``GET /<resource>?page=&limit=&filter=<json>&sort=<json>`` (filter/sort as JSON in the query
+  string, which every OZmap wiki example and most clients use); ``nextUrl`` is never followed, the position
+  is always our own ``page`` number (see ozmap.md 2.3 on the SDK's ``nextUrl`` loop).
+- Decoding: msgspec straight into the view; truncated/invalid JSON is Transient (retried), a body of the wrong
+  shape is Terminal (retrying cannot fix it).
+"""
+
+from __future__ import annotations
+
+import operator
+import random
+from collections.abc import AsyncIterator, Callable, Sequence
+from typing import Any, TypeVar
+from urllib.parse import quote
+
+import aiohttp
+import msgspec
+
+from reconciler import errors
+from reconciler.config import SystemConfig
+from reconciler.connectors import paging
+from reconciler.connectors.http import Response, Transport
+from reconciler.connectors.ozmap import views
+
+T = TypeVar("T")
+
+API_PREFIX = "/api/v2"
+DEFAULT_PAGE_SIZE = 1000
+#: Longest ``in`` list per request: keeps the URL-encoded filter well under the common 8 KiB request-line limit.
+IN_BATCH = 200
+
+Filter = list[dict[str, Any]]
+Sort = list[dict[str, Any]]
+
+_id_of = operator.attrgetter("id")
+
+
+def api_base(url: str) -> str:
+    """``https://host[:port][/api/v2][/]`` → ``https://host[:port]/api/v2``."""
+    base = url.rstrip("/")
+    if base.endswith(API_PREFIX):
+        base = base[: -len(API_PREFIX)]
+    return base + API_PREFIX
+
+
+def cond(prop: str, op: str, value: Any) -> dict[str, Any]:
+    """One filter condition."""
+    return {"property": prop, "operator": op, "value": value}
+
+
+def sort_by(*props: str) -> Sort:
+    """Ascending sort on ``props`` in order."""
+    return [{"property": p, "direction": 1} for p in props]
+
+
+def batches(ids: Sequence[str], size: int = IN_BATCH) -> list[Sequence[str]]:
+    """``ids`` cut into slices of at most ``size``."""
+    return [ids[i : i + size] for i in range(0, len(ids), size)]
+
+
+class OzmapClient:
+    """The HTTP side of the OZmap connector (no record mapping here)."""
+
+    def __init__(
+        self, config: SystemConfig, session: aiohttp.ClientSession, *, rng: random.Random | None = None
+    ):
+        key = config.secret.reveal()
+        self.transport = Transport(
+            system=config.name,
+            session=session,
+            base_url=api_base(config.url),
+            settings=config.http,
+            headers={"Authorization": key, "Accept": "application/json"},
+            secrets=(key,),
+            rng=rng,
+        )
+        self.page_size = config.http.page_size or DEFAULT_PAGE_SIZE
+        self.window = config.http.concurrency
+
+    async def page(
+        self,
+        resource: str,
+        decoder: msgspec.json.Decoder[views.Page[T]],
+        request: paging.PageRequest,
+        *,
+        filter: Filter | None = None,
+        sort: Sort | None = None,
+    ) -> views.Page[T]:
+        """One list page."""
+        params = {"page": str(request.number), "limit": str(request.size)}
+        if filter:
+            params["filter"] = msgspec.json.encode(filter).decode()
+        if sort:
+            params["sort"] = msgspec.json.encode(sort).decode()
+        path = f"/{resource}"
+        return await self.transport.request(
+            "GET", path, params=params, decode=self._decoder(decoder, "GET", path)
+        )
+
+    def pages(
+        self,
+        resource: str,
+        decoder: msgspec.json.Decoder[views.Page[T]],
+        *,
+        filter: Filter | None = None,
+        sort: Sort | None = None,
+        what: str = "",
+    ) -> AsyncIterator[list[T]]:
+        """Every row of a listing, page by page (complete or ``SnapshotIncomplete``)."""
+
+        async def fetch(request: paging.PageRequest) -> tuple[int, list[T]]:
+            page = await self.page(resource, decoder, request, filter=filter, sort=sort)
+            return page.total, page.rows
+
+        plan = paging.OffsetPaging(self.page_size, what=what or f"{self.transport.system} {resource}")
+        return paging.stream_pages(plan, fetch, key=_id_of, window=self.window)
+
+    async def collect(
+        self,
+        resource: str,
+        decoder: msgspec.json.Decoder[views.Page[T]],
+        *,
+        filter: Filter | None = None,
+        sort: Sort | None = None,
+    ) -> list[T]:
+        """Every row of a listing, in one list."""
+        out: list[T] = []
+        async for rows in self.pages(resource, decoder, filter=filter, sort=sort):
+            out.extend(rows)
+        return out
+
+    async def get(self, resource: str, record_id: str, decoder: msgspec.json.Decoder[T]) -> T:
+        """``GET /resource/id``; NotFound when missing."""
+        path = f"/{resource}/{quote(record_id, safe='')}"
+        return await self.transport.request("GET", path, decode=self._decoder(decoder, "GET", path))
+
+    async def create(self, resource: str, body: dict[str, Any]) -> str:
+        """``POST /resource`` → the new id. Not retried once the request may have reached the server."""
+        path = f"/{resource}"
+        created = await self.transport.request(
+            "POST", path, json=body, idempotent=False, decode=self._decoder(views.CREATED, "POST", path)
+        )
+        new_id = created.id or created.oid
+        if not new_id:
+            raise self.transport.error(errors.TerminalRemoteError, "POST", path, "created record has no id")
+        return new_id
+
+    async def patch(self, resource: str, record_id: str, body: dict[str, Any]) -> None:
+        """``PATCH /resource/id`` with only the changed fields (204)."""
+        path = f"/{resource}/{quote(record_id, safe='')}"
+        await self.transport.request("PATCH", path, json=body, decode=_ignore)
+
+    async def delete(self, resource: str, record_id: str) -> None:
+        """``DELETE /resource/id`` (204)."""
+        path = f"/{resource}/{quote(record_id, safe='')}"
+        await self.transport.request("DELETE", path, decode=_ignore)
+
+    def _decoder(self, decoder: msgspec.json.Decoder[T], method: str, path: str) -> Callable[[Response], T]:
+        transport = self.transport
+
+        def decode(response: Response) -> T:
+            try:
+                return decoder.decode(response.body)
+            except msgspec.ValidationError as exc:
+                raise transport.error(
+                    errors.TerminalRemoteError, method, path, f"unexpected answer ({exc})"
+                ) from exc
+            except msgspec.DecodeError as exc:
+                raise transport.error(
+                    errors.TransientRemoteError, method, path, "malformed JSON", response.body
+                ) from exc
+
+        return decode
+
+
+def _ignore(response: Response) -> None:
+    return None

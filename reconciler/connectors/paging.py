@@ -1,0 +1,182 @@
+"""Offset paging with an announced total: the rules (sans-I/O) and one async driver shared by connectors.
+
+Both OZmap (``page``/``limit`` → ``total``/``rows``) and IXC (``page``/``rp`` → ``total``/``registros``) page by
+number and announce the total row count on every page. :class:`OffsetPaging` holds the rules and does no I/O, so
+they are unit-tested without a network:
+
+- page 1 is fetched alone; its ``total`` tells how many pages follow, which may then be fetched concurrently;
+- a server that caps the page size below what we asked (fewer rows than asked on page 1 though more exist) is
+  followed: the remaining pages are asked with the size it actually served;
+- a server that serves *more* rows than asked (IXC ``rp`` overflow) is tolerated: pages overlap and the driver
+  drops rows whose id it has already yielded;
+- the snapshot is complete only when the distinct rows received equal the announced total and every page
+  announced the same total; anything else raises :class:`~reconciler.errors.SnapshotIncomplete`. Paging never
+  stops on ``len(rows) < size`` alone.
+
+:func:`stream_pages` drives the rules: it keeps up to ``window`` page requests in flight and yields pages in
+order. It runs the page fetches as plain asyncio tasks because an async generator cannot hold an anyio task group
+open across ``yield``; its ``finally`` cancels and awaits whatever is still in flight when the consumer stops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import math
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
+from typing import NamedTuple, TypeVar
+
+from reconciler import errors
+
+Item = TypeVar("Item")
+
+__all__ = ["OffsetPaging", "PageRequest", "PageResult", "stream_pages"]
+
+
+class PageRequest(NamedTuple):
+    """Ask for page ``number`` (1-based) of ``size`` rows."""
+
+    number: int
+    size: int
+
+
+class PageResult(NamedTuple):
+    """What one page answered: the announced ``total`` and the ``rows`` in it (before de-duplication)."""
+
+    number: int
+    total: int
+    rows: int
+
+
+class OffsetPaging:
+    """The paging rules of one listing. ``what`` names it in error messages (``"ozmap boxes"``)."""
+
+    def __init__(self, size: int, *, what: str) -> None:
+        if size < 1:
+            raise ValueError("page size must be >= 1")
+        self.size = size
+        self.what = what
+        self.total: int | None = None
+        self.pages = 0
+        self._pending: set[int] = set()
+
+    def first(self) -> PageRequest:
+        """The opening request."""
+        self._pending.add(1)
+        return PageRequest(1, self.size)
+
+    def receive(self, result: PageResult) -> list[PageRequest]:
+        """Account for one answered page; return the requests it makes known (only page 1 makes any)."""
+        if result.number not in self._pending:
+            raise ValueError(f"page {result.number} was not requested")
+        self._pending.discard(result.number)
+        if self.total is None:
+            return self._plan(result)
+        if result.total != self.total:
+            raise errors.SnapshotIncomplete(
+                f"{self.what}: the total changed from {self.total} to {result.total} while paging"
+            )
+        if result.rows == 0 and self.total > 0:
+            raise errors.SnapshotIncomplete(
+                f"{self.what}: page {result.number} of {self.pages} came back empty ({self.total} rows announced)"
+            )
+        return []
+
+    @property
+    def done(self) -> bool:
+        """Every requested page has been answered."""
+        return self.total is not None and not self._pending
+
+    def finish(self, distinct_rows: int) -> None:
+        """Check completeness once every page is in: ``distinct_rows`` must equal the announced total."""
+        if self.total is None or self._pending:
+            raise errors.SnapshotIncomplete(f"{self.what}: paging stopped before the last page")
+        if distinct_rows != self.total:
+            raise errors.SnapshotIncomplete(
+                f"{self.what}: received {distinct_rows} distinct rows, the server announced {self.total}"
+            )
+
+    def _plan(self, first: PageResult) -> list[PageRequest]:
+        total = first.total
+        if total < 0:
+            raise errors.SnapshotIncomplete(f"{self.what}: the server announced a negative total ({total})")
+        self.total = total
+        if total > 0 and first.rows == 0:
+            raise errors.SnapshotIncomplete(f"{self.what}: page 1 came back empty ({total} rows announced)")
+        if 0 < first.rows < min(self.size, total):
+            self.size = first.rows  # the server caps the page size: follow it
+        self.pages = max(1, math.ceil(total / self.size))
+        follow = [PageRequest(n, self.size) for n in range(2, self.pages + 1)]
+        self._pending.update(r.number for r in follow)
+        return follow
+
+
+async def stream_pages(
+    paging: OffsetPaging,
+    fetch: Callable[[PageRequest], Awaitable[tuple[int, Sequence[Item]]]],
+    *,
+    key: Callable[[Item], str],
+    window: int,
+) -> AsyncGenerator[list[Item], None]:
+    """Yield the listing's items page by page, in order, de-duplicated by ``key``, up to ``window`` in flight.
+
+    ``fetch`` answers one page request with (announced total, the page's items before de-duplication).
+
+    A failure on page 1 propagates as is; a transient failure on a later page (after retries) becomes
+    :class:`~reconciler.errors.SnapshotIncomplete`, because the consumer already holds part of the snapshot.
+    """
+    seen: set[str] = set()
+    total, rows = await fetch(paging.first())
+    follow = collections.deque(paging.receive(PageResult(1, total, len(rows))))
+    first = _fresh(rows, seen, key)
+    if not follow:
+        paging.finish(len(seen))
+    inflight: collections.deque[tuple[PageRequest, asyncio.Future[tuple[int, Sequence[Item]]]]]
+    inflight = collections.deque()
+
+    def launch() -> None:
+        while follow and len(inflight) < max(1, window):
+            request = follow.popleft()
+            inflight.append((request, asyncio.ensure_future(fetch(request))))
+
+    try:
+        launch()  # the next pages travel while the consumer works on this one
+        if first:
+            yield first
+        while inflight:
+            request, task = inflight.popleft()
+            try:
+                total, rows = await task
+            except errors.RemoteError as exc:
+                if not errors.is_transient(exc):
+                    raise
+                raise errors.SnapshotIncomplete(
+                    f"{paging.what}: page {request.number} failed: {exc}"
+                ) from exc
+            launch()
+            paging.receive(PageResult(request.number, total, len(rows)))
+            page = _fresh(rows, seen, key)
+            if not inflight:
+                paging.finish(len(seen))
+            if page:
+                yield page
+    finally:
+        for _, task in inflight:
+            task.cancel()
+        if inflight:
+            await asyncio.gather(*(task for _, task in inflight), return_exceptions=True)
+
+
+def _fresh(rows: Sequence[Item], seen: set[str], key: Callable[[Item], str]) -> list[Item]:
+    """The rows whose key was not yielded before (keeps their order); records them as seen."""
+    keys = list(map(key, rows))
+    new = set(keys)
+    if len(new) == len(keys) and seen.isdisjoint(new):  # the normal case, in C: no duplicate anywhere
+        seen |= new
+        return list(rows)
+    out: list[Item] = []
+    for row, k in zip(rows, keys, strict=True):
+        if k not in seen:
+            seen.add(k)
+            out.append(row)
+    return out

@@ -1,0 +1,197 @@
+"""The paging rules without a network (sans-I/O), and the in-order concurrent driver over a plain callable."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+
+import anyio
+import pytest
+
+from reconciler.connectors.paging import OffsetPaging, PageRequest, PageResult, stream_pages
+from reconciler.errors import SnapshotIncomplete, TransientRemoteError
+
+
+def test_single_page_needs_no_follow_up() -> None:
+    paging = OffsetPaging(100, what="t")
+    assert paging.first() == PageRequest(1, 100)
+    assert paging.receive(PageResult(1, total=42, rows=42)) == []
+    assert paging.done
+    paging.finish(42)
+
+
+def test_page_one_announces_every_other_page() -> None:
+    paging = OffsetPaging(100, what="t")
+    paging.first()
+    follow = paging.receive(PageResult(1, total=250, rows=100))
+    assert follow == [PageRequest(2, 100), PageRequest(3, 100)]
+    assert paging.receive(PageResult(3, total=250, rows=50)) == []
+    assert paging.receive(PageResult(2, total=250, rows=100)) == []
+    assert paging.done
+    paging.finish(250)
+
+
+def test_empty_listing_is_complete() -> None:
+    paging = OffsetPaging(100, what="t")
+    paging.first()
+    assert paging.receive(PageResult(1, total=0, rows=0)) == []
+    paging.finish(0)
+
+
+def test_fewer_rows_than_announced_is_incomplete() -> None:
+    paging = OffsetPaging(10, what="ozmap boxes")
+    paging.first()
+    paging.receive(PageResult(1, total=15, rows=10))
+    paging.receive(PageResult(2, total=15, rows=3))
+    with pytest.raises(SnapshotIncomplete, match="received 13 distinct rows, the server announced 15"):
+        paging.finish(13)
+
+
+def test_more_distinct_rows_than_announced_is_incomplete_too() -> None:
+    paging = OffsetPaging(10, what="t")
+    paging.first()
+    paging.receive(PageResult(1, total=5, rows=6))
+    with pytest.raises(SnapshotIncomplete):
+        paging.finish(6)
+
+
+def test_empty_first_page_with_a_total_is_incomplete() -> None:
+    paging = OffsetPaging(10, what="t")
+    paging.first()
+    with pytest.raises(SnapshotIncomplete, match="page 1 came back empty"):
+        paging.receive(PageResult(1, total=3, rows=0))
+
+
+def test_empty_middle_page_is_incomplete() -> None:
+    paging = OffsetPaging(10, what="t")
+    paging.first()
+    paging.receive(PageResult(1, total=30, rows=10))
+    with pytest.raises(SnapshotIncomplete, match="page 2 of 3 came back empty"):
+        paging.receive(PageResult(2, total=30, rows=0))
+
+
+def test_total_changing_while_paging_is_incomplete() -> None:
+    paging = OffsetPaging(10, what="t")
+    paging.first()
+    paging.receive(PageResult(1, total=30, rows=10))
+    with pytest.raises(SnapshotIncomplete, match="changed from 30 to 29"):
+        paging.receive(PageResult(2, total=29, rows=10))
+
+
+def test_finish_before_the_last_page_is_incomplete() -> None:
+    paging = OffsetPaging(10, what="t")
+    paging.first()
+    paging.receive(PageResult(1, total=30, rows=10))
+    with pytest.raises(SnapshotIncomplete, match="before the last page"):
+        paging.finish(10)
+
+
+def test_a_server_capping_the_page_size_is_followed() -> None:
+    paging = OffsetPaging(1000, what="t")
+    paging.first()
+    follow = paging.receive(PageResult(1, total=250, rows=100))
+    assert follow == [PageRequest(2, 100), PageRequest(3, 100)]
+
+
+def test_rp_overflow_does_not_change_the_page_plan() -> None:
+    paging = OffsetPaging(10, what="t")
+    paging.first()
+    assert paging.receive(PageResult(1, total=25, rows=13)) == [PageRequest(2, 10), PageRequest(3, 10)]
+
+
+def test_unrequested_page_is_a_bug() -> None:
+    paging = OffsetPaging(10, what="t")
+    paging.first()
+    with pytest.raises(ValueError):
+        paging.receive(PageResult(2, total=10, rows=10))
+
+
+# -- the driver over a plain fetch callable (a fake server in-process: rows are ids) ----------------------------
+
+pytestmark_anyio = pytest.mark.anyio
+
+
+def _server(
+    ids: Sequence[str], *, overflow: int = 0, total: int | None = None, delays: dict[int, float] | None = None
+) -> Callable[[PageRequest], Awaitable[tuple[int, list[str]]]]:
+    async def fetch(request: PageRequest) -> tuple[int, list[str]]:
+        if delays and request.number in delays:
+            await anyio.sleep(delays[request.number])
+        start = (request.number - 1) * request.size
+        return (len(ids) if total is None else total), list(ids[start : start + request.size + overflow])
+
+    return fetch
+
+
+async def _collect(
+    fetch: Callable[[PageRequest], Awaitable[tuple[int, list[str]]]], size: int, window: int = 4
+) -> list[list[str]]:
+    paging = OffsetPaging(size, what="t")
+    return [page async for page in stream_pages(paging, fetch, key=str, window=window)]
+
+
+@pytestmark_anyio
+async def test_driver_yields_pages_in_order_even_when_they_finish_out_of_order() -> None:
+    ids = [f"{i:03}" for i in range(25)]
+    pages = await _collect(_server(ids, delays={2: 0.05, 3: 0.0}), size=10)
+    assert pages == [ids[:10], ids[10:20], ids[20:]]
+
+
+@pytestmark_anyio
+async def test_driver_deduplicates_overflowing_pages() -> None:
+    ids = [str(i) for i in range(25)]
+    pages = await _collect(_server(ids, overflow=3), size=10)
+    assert [row for page in pages for row in page] == ids
+
+
+@pytestmark_anyio
+async def test_driver_raises_when_rows_are_missing() -> None:
+    ids = [str(i) for i in range(25)]
+    with pytest.raises(SnapshotIncomplete, match="received 25 distinct rows, the server announced 27"):
+        await _collect(_server(ids, total=27), size=10)
+
+
+@pytestmark_anyio
+async def test_transient_failure_after_page_one_becomes_snapshot_incomplete() -> None:
+    ids = [str(i) for i in range(25)]
+    inner = _server(ids)
+
+    async def fetch(request: PageRequest) -> tuple[int, list[str]]:
+        if request.number == 3:
+            raise TransientRemoteError("x", "GET /things → 503")
+        return await inner(request)
+
+    with pytest.raises(SnapshotIncomplete, match="page 3 failed"):
+        await _collect(fetch, size=10)
+
+
+@pytestmark_anyio
+async def test_failure_on_page_one_propagates_as_is() -> None:
+    async def fetch(request: PageRequest) -> tuple[int, list[str]]:
+        raise TransientRemoteError("x", "GET /things → 503")
+
+    with pytest.raises(TransientRemoteError):
+        await _collect(fetch, size=10)
+
+
+@pytestmark_anyio
+async def test_stopping_early_cancels_pages_in_flight() -> None:
+    ids = [str(i) for i in range(100)]
+    started: list[int] = []
+    finished: list[int] = []
+    inner = _server(ids)
+
+    async def fetch(request: PageRequest) -> tuple[int, list[str]]:
+        started.append(request.number)
+        if request.number > 1:
+            await anyio.sleep(5)
+        finished.append(request.number)
+        return await inner(request)
+
+    paging = OffsetPaging(10, what="t")
+    stream = stream_pages(paging, fetch, key=str, window=3)
+    first = await stream.__anext__()
+    assert first == ids[:10]
+    await anyio.sleep(0.01)  # the consumer works on page 1 while pages 2-4 travel
+    await stream.aclose()
+    assert finished == [1]
+    assert started == [1, 2, 3, 4]  # window 3: pages 2-4 in flight, none finished
