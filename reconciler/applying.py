@@ -20,7 +20,7 @@ import anyio
 import msgspec
 
 from reconciler.connectors.base import Connector
-from reconciler.errors import ReconcilerError, TerminalRemoteError, TransientRemoteError
+from reconciler.errors import NotFound, ReconcilerError, TerminalRemoteError, TransientRemoteError
 from reconciler.model import (
     Action,
     Create,
@@ -202,11 +202,14 @@ async def _execute(action: Action, *, connector: Connector, settings: ApplySetti
                 if changes:
                     await connector.update(collection, action.target_id, {c.field: c.after for c in changes})
                 return Outcome(kind, action.source_id, True, action.target_id, label=action.label)
-            case Inactivate():
-                await connector.update(collection, action.target_id, {action.field: action.value})
-                return Outcome(kind, action.source_id, True, action.target_id, label=action.label)
-            case Delete():
-                await connector.delete(collection, action.target_id)
+            case Inactivate() | Delete():
+                try:
+                    if isinstance(action, Inactivate):
+                        await connector.update(collection, action.target_id, {action.field: action.value})
+                    else:
+                        await connector.delete(collection, action.target_id)
+                except NotFound:
+                    pass  # already gone (or a retried delete whose first answer was lost): the goal holds
                 return Outcome(kind, action.source_id, True, action.target_id, label=action.label)
             case _:
                 raise AssertionError(f"not a changing action: {kind}")

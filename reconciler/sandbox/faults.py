@@ -44,7 +44,12 @@ from aiohttp import web
 CONTROL_PREFIX = "/_sandbox/"
 KINDS = ("latency", "error", "429", "timeout", "reset", "malformed", "html", "lost")
 REQUEST_LOG_MAX = 200_000
-_REASONS = {500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable", 504: "Gateway Time-out"}
+_REASONS = {
+    500: "Internal Server Error",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+    504: "Gateway Time-out",
+}
 
 
 class FaultRule(msgspec.Struct, forbid_unknown_fields=True):
@@ -187,7 +192,9 @@ class Faults:
             return None
         if kind == "error":
             status = rule.status or 503
-            page = self.error_page.replace("503 Service Unavailable", f"{status} {_REASONS.get(status, 'Error')}")
+            page = self.error_page.replace(
+                "503 Service Unavailable", f"{status} {_REASONS.get(status, 'Error')}"
+            )
             return web.Response(status=status, text=page, content_type="text/html")
         if kind == "429":
             retry_after = rule.seconds if rule.seconds is not None else 1.0

@@ -1,0 +1,1 @@
+"""Benchmarks: measured ratios, never wall-clock assertions. Run with ``make bench`` (``make bench-smoke`` in CI)."""
