@@ -135,8 +135,14 @@ async def run_entity(
     allow_mass_removal: bool = False,
     default_share: float = 0.10,
     progress: Progress | None = None,
+    only: Sequence[str] | None = None,
+    hold: Mapping[str, str] | None = None,
 ) -> CycleResult:
     """Run one cycle of ``rule``'s entity. ``apply=False`` is the dry run (stops after plan).
+
+    ``only``: a *targeted* cycle over these source ids (webhooks, on-demand): they are read by id, an id the
+    source no longer has counts as removed, and the cursor does not move. ``hold``: source id → reason; the
+    actions of these records are turned into skips with that reason (per-record backoff after failures).
 
     Raises :class:`GuardTripped` (after planning, before acting) when ``apply`` is set and the plan trips a
     guard without ``allow_mass_removal``; the plan is attached as ``exc.args[1]``.
@@ -158,11 +164,11 @@ async def run_entity(
         )
 
     cursor = await store.cursor(integration, entity)
-    effective: Literal["full", "incremental"] = (
+    effective: Literal["full", "incremental", "targeted"] = (
         "full" if mode == "full" or cursor is None or not rule.incremental else "incremental"
     )
-    if mode == "incremental" and cursor is None:
-        effective = "full"
+    if only is not None:
+        effective = "targeted"
 
     started = time.perf_counter()
     tables = await _lookup_tables(rule, connectors, store)
@@ -174,13 +180,20 @@ async def run_entity(
     fetched = 0
     since = _shift(cursor, -CURSOR_LAG_SECONDS) if effective == "incremental" else None
     started = time.perf_counter()
-    async for page in source.stream(rule.source_collection, since=since):
-        t0 = time.perf_counter()
-        normalized.extend(rule.normalize(record, tables) for record in page)
-        timer.add("normalize", t0)
-        fetched += len(page)
-        if progress is not None:
-            progress(f"{integration}/{entity}: fetched", fetched)
+    if only is not None:
+        wanted = sorted(set(only))
+        records = await source.fetch_by_ids(rule.source_collection, wanted) if wanted else []
+        normalized.extend(rule.normalize(record, tables) for record in records)
+        fetched = len(records)
+        gone.extend(sorted(set(wanted) - {r.id for r in records}))
+    else:
+        async for page in source.stream(rule.source_collection, since=since):
+            t0 = time.perf_counter()
+            normalized.extend(rule.normalize(record, tables) for record in page)
+            timer.add("normalize", t0)
+            fetched += len(page)
+            if progress is not None:
+                progress(f"{integration}/{entity}: fetched", fetched)
     if effective == "incremental":
         catalog = source.catalog().get(rule.source_collection)
         if catalog is not None and catalog.deletions:
@@ -211,7 +224,7 @@ async def run_entity(
     started = time.perf_counter()
     linked_total = await store.count_links(integration, entity)
     data = planning.PlanInput(
-        mode=effective,
+        mode="full" if effective == "full" else "incremental",
         normalized=normalized,
         links={
             sid: planning.LinkState(row.target_id, row.content_hash, row.state == "active")
@@ -224,6 +237,10 @@ async def run_entity(
         force_compare=effective == "full",
     )
     entity_plan = planning.plan(spec, data)
+    if effective == "targeted":
+        entity_plan = msgspec.structs.replace(entity_plan, mode="targeted")
+    if hold:
+        entity_plan = planning.hold(entity_plan, hold)
     timer.add("plan", started)
 
     result = CycleResult(
@@ -253,7 +270,7 @@ async def run_entity(
 
     started = time.perf_counter()
     failed = {o.source_id for o in outcomes if not o.ok and o.kind not in ("skip", "quarantine")}
-    new_cursor = _next_cursor(cursor, normalized, failed)
+    new_cursor = _next_cursor(cursor, normalized, failed) if effective != "targeted" else None
     succeeded_unchanged = [
         n.source_id
         for n in normalized

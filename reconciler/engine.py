@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
 
 import aiohttp
@@ -95,11 +95,15 @@ class Engine:
         apply: bool = False,
         allow_mass_removal: bool = False,
         progress: Progress | None = None,
+        only: Mapping[str, Sequence[str]] | None = None,
+        hold: Mapping[str, Mapping[str, str]] | None = None,
     ) -> IntegrationRun:
         """Plan (and with ``apply``, sync) the integration's entities in order.
 
         A guard tripped by one entity stops the run before that entity acts (``GuardTripped`` propagates);
-        entities already applied keep their committed state.
+        entities already applied keep their committed state. ``only`` (entity → source ids) makes the named
+        entities' cycles targeted at those records (see ``cycle.run_entity``); ``hold`` (entity → source id →
+        reason) defers those records' actions.
         """
         rules = self.rules(integration)
         if entities:
@@ -133,6 +137,8 @@ class Engine:
                         allow_mass_removal=allow_mass_removal,
                         default_share=self.config.max_inactivate_share,
                         progress=progress,
+                        only=(only or {}).get(rule.entity),
+                        hold=(hold or {}).get(rule.entity),
                     )
                 )
             status = "ok"

@@ -17,7 +17,7 @@ from typing import Any, Literal, TypeAlias
 import msgspec
 
 #: A field value as it travels between systems: JSON scalars, plus lists/dicts for nested API values.
-Value: TypeAlias = str | int | float | bool | None | list[Any] | dict[str, Any]
+Value: TypeAlias = str | int | float | bool | list[Any] | dict[str, Any] | None
 
 #: Field name → value. Flat: connectors flatten nested API shapes into dotted or joined names.
 Fields: TypeAlias = dict[str, Value]
@@ -175,7 +175,7 @@ class EntityPlan(msgspec.Struct, frozen=True):
     entity: str
     source: str
     target: str
-    mode: Literal["full", "incremental"]
+    mode: Literal["full", "incremental", "targeted"]
     actions: tuple[Action, ...]
     unchanged: int = 0
     filtered: int = 0

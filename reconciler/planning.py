@@ -300,3 +300,16 @@ def _guard(spec: PlanSpec, data: PlanInput, actions: Sequence[Action]) -> str:
 
 def _describe(key: Mapping[str, Value]) -> str:
     return " + ".join(f"{k}={v!r}" for k, v in key.items())
+
+
+def hold(entity_plan: EntityPlan, reasons: Mapping[str, str]) -> EntityPlan:
+    """Turn the changing actions of held source ids into skips carrying the hold's reason."""
+    actions: list[Action] = []
+    for action in entity_plan.actions:
+        reason = reasons.get(action.source_id)
+        if reason is not None and not isinstance(action, Skip | Quarantine):
+            actions.append(Skip(action.source_id, reason, action.label))
+        else:
+            actions.append(action)
+    actions.sort(key=_order)
+    return msgspec.structs.replace(entity_plan, actions=tuple(actions))
