@@ -30,6 +30,7 @@ sandbox: $(STAMP)
 	$(BIN)/reconciler sandbox --systems ozmap,ixc --seed 42 --scale 1000 --write-config sandbox.toml
 
 bench: $(STAMP)
+	$(BIN)/pip install --quiet -e ".[dev,bench]"
 	$(BIN)/python -m benchmarks.run
 
 bench-smoke: $(STAMP)
