@@ -56,8 +56,8 @@ async def run(*, report_path: Path, scale: int, seed: int) -> int:
         async with runner.running(["ozmap", "ixc"], seed=seed, scale=scale) as sandboxes:
             cfg_path = sandboxes.write_config(Path(tmp) / "demo.toml")
             _banner(f"Sandboxes up in {time.perf_counter() - started:.1f}s (seed {seed}, scale {scale})")
-            for line in sandboxes.describe():
-                print(line)
+            for system in sandboxes:
+                print(f"   {system.name:<6} {system.url}   (control API: {system.control_url})")
             cfg = config_mod.load(cfg_path)
             async with Engine.open(cfg) as engine:
                 _banner("1. Dry run: what the first sync would do")
@@ -73,7 +73,7 @@ async def run(*, report_path: Path, scale: int, seed: int) -> int:
                 )
 
                 _banner("3. People at work in OZmap")
-                for line in await _user_edits(sandboxes.url("ozmap"), engine):
+                for line in await _user_edits(sandboxes["ozmap"].url, engine):
                     print(f"   {line}")
 
                 _banner("4. Dry run (incremental): only what changed")

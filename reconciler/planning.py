@@ -8,7 +8,11 @@ Decisions, per source record:
 * desired + link + linked target present → ``update`` of the owned fields that differ (none → unchanged);
 * desired + link + linked target missing → ``create`` again (the target record was removed behind our back);
 * desired, no link → natural-key candidates among unlinked targets: one → ``link`` (plus its field changes),
-  several → ``skip`` (ambiguous), none → ``create``;
+  several → ``skip`` (ambiguous), none → what the rule's ``on_unmatched`` says: ``create`` (default), ``skip``
+  (with the record's ``unmatched_reason``) or nothing (``ignore``, counted unchanged). Rules that never create
+  also retry first sight when their linked target is gone (a login re-created under the same name);
+* a matched record (linked or first sight) gets what the rule's ``apply`` says: field changes (``update``, the
+  default), ``delete`` of the target, or ``operate`` (a named connector operation with the desired fields);
 * source gone (deleted, or absent from a full snapshot) + active link → ``inactivate`` / ``delete`` /
   nothing, as the rule's removal says;
 * ``Skipped`` / ``Quarantined`` normalisations → ``skip`` / ``quarantine`` actions with their reasons.
@@ -36,6 +40,7 @@ from reconciler.model import (
     Inactivate,
     Link,
     Normalized,
+    Operate,
     Quarantine,
     Quarantined,
     Record,
@@ -65,6 +70,9 @@ class PlanSpec(msgspec.Struct, frozen=True):
     updatable: frozenset[str]
     removal: Removal
     max_inactivate_share: float
+    on_unmatched: Literal["create", "skip", "ignore"] = "create"
+    apply: Literal["update", "delete", "operation"] = "update"
+    operation: str = ""
 
 
 class LinkState(msgspec.Struct, frozen=True):
@@ -193,13 +201,15 @@ def plan(spec: PlanSpec, data: PlanInput) -> EntityPlan:
     gone = set(data.gone) - present
     if data.mode == "full":
         gone |= {sid for sid, link in data.links.items() if link.active and sid not in present}
+    removals = 0
     for source_id in sorted(gone):
         removal = _plan_removal(spec, data, source_id)
         if removal is not None:
             actions.append(removal)
+            removals += 1
 
     actions.sort(key=_order)
-    guard = _guard(spec, data, actions)
+    guard = _guard(spec, data, removals)
     return EntityPlan(
         integration=spec.integration,
         entity=spec.entity,
@@ -223,9 +233,11 @@ def _plan_desired(
     link = data.links.get(desired.source_id)
     if link is not None:
         target = data.targets.get(link.target_id)
-        if target is None:
-            if link.active and link.content_hash == desired.content_hash and not data.force_compare:
-                return None  # unchanged since last applied and not re-read this cycle
+        if target is not None:
+            return _matched(spec, desired, target, linked=True)
+        if link.active and link.content_hash == desired.content_hash and not data.force_compare:
+            return None  # unchanged since last applied and not re-read this cycle
+        if spec.on_unmatched == "create":
             return Create(
                 desired.source_id,
                 desired.fields,
@@ -234,10 +246,7 @@ def _plan_desired(
                 desired.label,
                 reason=f"linked {spec.target} record {link.target_id} no longer exists",
             )
-        changes = field_changes(target, desired, spec.updatable)
-        if not changes:
-            return None
-        return Update(desired.source_id, link.target_id, changes, desired.content_hash, desired.label)
+        # a rule that never creates looks for the record again by natural key
 
     key = natural_key(desired.fields, spec.first_sight)
     matches = [r for r in candidates.get(key, ()) if r.id not in taken] if spec.first_sight else []
@@ -249,42 +258,67 @@ def _plan_desired(
             desired.label,
         )
     if len(matches) == 1:
-        target = matches[0]
-        taken.add(target.id)
-        return Link(
-            desired.source_id,
-            target.id,
-            desired.natural_key,
-            field_changes(target, desired, spec.updatable),
-            desired.content_hash,
-            desired.label,
-        )
+        taken.add(matches[0].id)
+        return _matched(spec, desired, matches[0], linked=False)
+    if spec.on_unmatched == "ignore":
+        return None
+    if spec.on_unmatched == "skip":
+        reason = desired.unmatched_reason or f"no {spec.target} record matches {_describe(desired.natural_key)}"
+        return Skip(desired.source_id, reason, desired.label)
     return Create(desired.source_id, desired.fields, desired.natural_key, desired.content_hash, desired.label)
+
+
+def _matched(spec: PlanSpec, desired: Desired, target: Record, *, linked: bool) -> Action | None:
+    """What a desired record matched to ``target`` (by link or first sight) becomes, per the rule's apply."""
+    if spec.apply == "delete":
+        return Delete(desired.source_id, target.id, desired.label)
+    if spec.apply == "operation":
+        return Operate(
+            desired.source_id, target.id, spec.operation, desired.fields, desired.content_hash, desired.label
+        )
+    changes = field_changes(target, desired, spec.updatable)
+    if linked:
+        if not changes:
+            return None
+        return Update(desired.source_id, target.id, changes, desired.content_hash, desired.label)
+    return Link(desired.source_id, target.id, desired.natural_key, changes, desired.content_hash, desired.label)
 
 
 def _plan_removal(spec: PlanSpec, data: PlanInput, source_id: str) -> Action | None:
     link = data.links.get(source_id)
     if link is None or not link.active or spec.removal.action == "ignore":
         return None
-    if spec.removal.action == "delete":
-        return Delete(source_id, link.target_id)
     target = data.targets.get(link.target_id)
+    # The source record is gone, so name it after what the target calls it.
+    label = " / ".join(natural_key(target.fields, spec.first_sight)) if target is not None else ""
+    if spec.removal.action == "delete":
+        return Delete(source_id, link.target_id, label)
     before = target.fields.get(spec.removal.field) if target is not None else None
     if target is not None and same_value(before, spec.removal.value):
         return None
-    return Inactivate(source_id, link.target_id, spec.removal.field, before, spec.removal.value)
+    return Inactivate(source_id, link.target_id, spec.removal.field, before, spec.removal.value, label)
 
 
-_KIND_ORDER = {"create": 0, "link": 1, "update": 2, "inactivate": 3, "delete": 4, "skip": 5, "quarantine": 6}
+_KIND_ORDER = {
+    "create": 0,
+    "link": 1,
+    "update": 2,
+    "operate": 3,
+    "inactivate": 4,
+    "delete": 5,
+    "skip": 6,
+    "quarantine": 7,
+}
 
 
 def _order(action: Action) -> tuple[int, str]:
     return (_KIND_ORDER[type(action).__struct_config__.tag], action.source_id)  # type: ignore[index]
 
 
-def _guard(spec: PlanSpec, data: PlanInput, actions: Sequence[Action]) -> str:
-    removals = sum(1 for a in actions if isinstance(a, Inactivate | Delete))
-    if data.mode == "full" and data.linked_total > 0 and not data.normalized:
+def _guard(spec: PlanSpec, data: PlanInput, removals: int) -> str:
+    """Only removals of vanished sources count: a rule whose apply is ``delete`` acts on records it reads."""
+    empty = data.mode == "full" and data.linked_total > 0 and not data.normalized
+    if empty and spec.removal.action != "ignore":
         return (
             f"the full snapshot of {spec.source} is empty while {data.linked_total} records are linked; "
             "refusing to remove them (an empty read is far more likely than an emptied network)"
