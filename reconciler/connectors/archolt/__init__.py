@@ -1,0 +1,1 @@
+"""ArchOLT connector (project-defined contract: /work/shared/apis/archolt.md)."""
