@@ -21,6 +21,9 @@ from reconciler.errors import ConfigError
 KINDS: dict[str, str] = {
     "ozmap": "reconciler.connectors.ozmap.connector:OzmapConnector",
     "ixc": "reconciler.connectors.ixc.connector:IxcConnector",
+    "archolt": "reconciler.connectors.archolt.connector:ArcholtConnector",
+    "vetro": "reconciler.connectors.vetro.connector:VetroConnector",
+    "cosbe": "reconciler.connectors.cosbe.connector:CosbeConnector",
 }
 
 
