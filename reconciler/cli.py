@@ -1,4 +1,4 @@
-"""Command-line interface: ``reconciler plan|sync|migrate|sandbox|demo``.
+"""Command-line interface: ``reconciler plan|sync|migrate|run|sandbox|demo``.
 
 The only place where the event loop is started (``anyio.run``, with uvloop when installed).
 
@@ -136,7 +136,9 @@ async def _migrate(args: argparse.Namespace) -> int:
     )
     if args.initial_load:
         args.integration, args.entity, args.full, args.allow_mass_removal = None, None, True, False
-        return await _plan_or_sync(args, apply=True)
+        code = await _plan_or_sync(args, apply=True)
+        # A deployment job succeeds when the load applied cleanly, whether or not it changed anything.
+        return EXIT_OK if code == EXIT_CHANGES else code
     return EXIT_OK
 
 
@@ -178,6 +180,20 @@ def build_parser() -> argparse.ArgumentParser:
     p_migrate.add_argument("--config", required=True)
     p_migrate.add_argument("--initial-load", action="store_true", help="then run a first full sync and exit")
 
+    p_run = sub.add_parser(
+        "run",
+        help="daemon: entity cycles on their schedules, webhooks, /healthz /readyz /metrics (exit 0 on SIGTERM)",
+    )
+    p_run.add_argument("--config", required=True, help="engine config file (TOML), with an optional [daemon]")
+    p_run.add_argument(
+        "--listen", metavar="HOST:PORT", help="HTTP address (env RECONCILER_LISTEN; [daemon] listen)"
+    )
+    p_run.add_argument(
+        "--log-format",
+        choices=("auto", "human", "json"),
+        help="human on a terminal, JSON lines otherwise by default (env RECONCILER_LOG_FORMAT)",
+    )
+
     from reconciler.sandbox import runner as sandbox_runner
 
     p_sandbox = sub.add_parser("sandbox", help="start sandbox servers of the external systems")
@@ -200,6 +216,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run_async(lambda: _plan_or_sync(args, apply=True))
         if args.command == "migrate":
             return _run_async(lambda: _migrate(args))
+        if args.command == "run":
+            from reconciler.daemon import service
+
+            return _run_async(
+                lambda: service.main(args.config, listen=args.listen, log_format=args.log_format)
+            )
         if args.command == "sandbox":
             from reconciler.sandbox import runner as sandbox_runner
 

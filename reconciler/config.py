@@ -31,7 +31,7 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -119,11 +119,52 @@ class IntegrationSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True
     options: dict[str, Any] = msgspec.field(default_factory=dict)
 
 
+class ScheduleOverride(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """``[daemon.schedules."<integration>/<entity>"]``: the daemon's override of a rule's ``[schedule]``.
+
+    Durations as in rule files (``"90s"``, ``"5m"``, ``"1h30m"``, ``"1d"``) or plain seconds; omitted = the rule's.
+    """
+
+    incremental: str | PositiveFloat | None = None
+    full: str | PositiveFloat | None = None
+
+
+class DaemonSection(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, rename="kebab"):
+    """``[daemon]``: how ``reconciler run`` listens, schedules and stops. Every key is optional.
+
+    ``listen``, ``log-format`` and ``log-level`` may also come from ``--listen``/``--log-format`` and
+    ``RECONCILER_LISTEN``/``RECONCILER_LOG_FORMAT``/``RECONCILER_LOG_LEVEL`` (flag, then environment, then this
+    file); ``reconciler.daemon.settings`` resolves them.
+    """
+
+    listen: str = "127.0.0.1:8080"
+    """``host:port`` of the HTTP server (/healthz, /readyz, /metrics, webhooks). Loopback by default: a sidecar's
+    neighbours share its network namespace; containers set ``0.0.0.0:8080``. Port 0 picks a free port."""
+    shutdown_timeout: NonNegativeFloat = 30.0
+    """Seconds in-flight cycles get to finish after SIGTERM/SIGINT (Kubernetes' default grace period is 30 s)."""
+    readiness_failures: PositiveInt = 3
+    """Consecutive failed cycles of one entity after which /readyz answers 503."""
+    log_format: Literal["auto", "human", "json"] = "auto"
+    """``auto`` (human on a terminal, JSON lines otherwise), ``human`` or ``json``."""
+    log_level: str = "INFO"
+    """A ``logging`` level name: DEBUG, INFO, WARNING, ERROR."""
+    record_backoff: PositiveFloat = 30.0
+    """Seconds a record waits after its first failed action before it is tried again; doubles per failure."""
+    record_backoff_max: PositiveFloat = 3600.0
+    """Longest wait between two attempts of one failing record."""
+    webhook_secret: SecretRef | None = None
+    """Shared secret of ``POST /webhooks/...`` and ``POST /sync/...`` (HMAC signature or bearer token). Without
+    it (and without the source system's ``webhook-secret``) those routes refuse every request."""
+    schedules: dict[str, ScheduleOverride] = msgspec.field(default_factory=dict)
+    """``"integration/entity"`` → schedule override."""
+
+
 class ConfigFile(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     state: StateSection = StateSection()
     systems: dict[str, SystemSection] = msgspec.field(default_factory=dict)
     integrations: dict[str, IntegrationSection] = msgspec.field(default_factory=dict)
     guard: GuardSection = GuardSection()
+    daemon: DaemonSection = DaemonSection()
 
 
 class SystemConfig(msgspec.Struct, frozen=True):
@@ -152,6 +193,10 @@ class Config(msgspec.Struct, frozen=True):
     systems: dict[str, SystemConfig]
     integrations: dict[str, IntegrationConfig]
     max_inactivate_share: float
+    daemon: DaemonSection = DaemonSection()
+    """``[daemon]`` as written; ``reconciler.daemon.settings`` resolves it with flags and environment."""
+    webhook_secret: Secret | None = None
+    """``[daemon] webhook-secret``, resolved."""
 
 
 def load(path: str | os.PathLike[str], *, environ: dict[str, str] | None = None) -> Config:
@@ -179,7 +224,9 @@ def load(path: str | os.PathLike[str], *, environ: dict[str, str] | None = None)
             secret=_resolve_secret(section.secret, base, env, f"{cfg_path}: systems.{name}.secret"),
             http=section.http,
             webhook_secret=(
-                _resolve_secret(section.webhook_secret, base, env, f"{cfg_path}: systems.{name}.webhook-secret")
+                _resolve_secret(
+                    section.webhook_secret, base, env, f"{cfg_path}: systems.{name}.webhook-secret"
+                )
                 if section.webhook_secret is not None
                 else None
             ),
@@ -202,12 +249,18 @@ def load(path: str | os.PathLike[str], *, environ: dict[str, str] | None = None)
         systems=systems,
         integrations=integrations,
         max_inactivate_share=parsed.guard.max_inactivate_share,
+        daemon=parsed.daemon,
+        webhook_secret=(
+            _resolve_secret(parsed.daemon.webhook_secret, base, env, f"{cfg_path}: daemon.webhook-secret")
+            if parsed.daemon.webhook_secret is not None
+            else None
+        ),
     )
 
 
 def _resolve_secret(ref: SecretRef, base: Path, env: dict[str, str], where: str) -> Secret:
     if (ref.env is None) == (ref.file is None):
-        raise ConfigError(f"{where}: give exactly one of env = \"VAR\" or file = \"path\"")
+        raise ConfigError(f'{where}: give exactly one of env = "VAR" or file = "path"')
     if ref.env is not None:
         value = env.get(ref.env)
         if not value:

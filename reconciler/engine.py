@@ -142,11 +142,16 @@ class Engine:
                     )
                 )
             status = "ok"
+        except anyio.get_cancelled_exc_class():
+            status = "cancelled"
+            raise
         finally:
             summary = msgspec.json.encode(
                 {f"{r.plan.entity}": {"changes": r.plan.changes, "failures": r.failures} for r in results}
             ).decode()
-            await self.store.finish_run(run_id, status, summary)
+            # Shielded: a run cancelled by shutdown must still be recorded as ended, not left "running".
+            with anyio.CancelScope(shield=True):
+                await self.store.finish_run(run_id, status, summary)
         return IntegrationRun(integration=integration, run_id=run_id, results=results)
 
 
