@@ -29,6 +29,7 @@ from reconciler.model import (
     Fields,
     Inactivate,
     Link,
+    Operate,
     Outcome,
     Quarantine,
     Skip,
@@ -168,7 +169,7 @@ async def apply_plan(
             await committer.add(journal=JournalUpdate(action_id, "failed", outcome.target_id, outcome.error))
             return
         journal = JournalUpdate(action_id, "done", outcome.target_id)
-        if isinstance(action, Delete):
+        if isinstance(action, Delete | Operate):  # the target is consumed: nothing stays linked
             await committer.add(removed=action.source_id, journal=journal, release=action.source_id)
             return
         state: LinkState = "inactive" if isinstance(action, Inactivate) else "active"
@@ -202,10 +203,12 @@ async def _execute(action: Action, *, connector: Connector, settings: ApplySetti
                 if changes:
                     await connector.update(collection, action.target_id, {c.field: c.after for c in changes})
                 return Outcome(kind, action.source_id, True, action.target_id, label=action.label)
-            case Inactivate() | Delete():
+            case Inactivate() | Delete() | Operate():
                 try:
                     if isinstance(action, Inactivate):
                         await connector.update(collection, action.target_id, {action.field: action.value})
+                    elif isinstance(action, Operate):
+                        await connector.operate(collection, action.target_id, action.operation, action.args)
                     else:
                         await connector.delete(collection, action.target_id)
                 except NotFound:

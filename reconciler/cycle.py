@@ -68,6 +68,12 @@ class RuleLike(Protocol):
     @property
     def first_sight(self) -> tuple[str, ...]: ...
     @property
+    def on_unmatched(self) -> Literal["create", "skip", "ignore"]: ...
+    @property
+    def apply_action(self) -> Literal["update", "delete", "operation"]: ...
+    @property
+    def operation(self) -> str: ...
+    @property
     def updatable(self) -> frozenset[str]: ...
     @property
     def lookups(self) -> Mapping[str, Any]: ...
@@ -120,6 +126,9 @@ def plan_spec(rule: RuleLike, default_share: float) -> planning.PlanSpec:
         max_inactivate_share=(
             rule.max_inactivate_share if rule.max_inactivate_share is not None else default_share
         ),
+        on_unmatched=rule.on_unmatched,
+        apply=rule.apply_action,
+        operation=rule.operation,
     )
 
 
@@ -336,12 +345,18 @@ async def _targets(
         return records, claimed
 
     wanted: list[str] = []
+    stale: list[Desired] = []
     for d in desired:
         link = links.get(d.source_id)
         if link is not None and link.content_hash != d.content_hash:
             wanted.append(link.target_id)
+            stale.append(d)
     wanted.extend(links[sid].target_id for sid in gone if sid in links)
-    records = {r.id: r for r in await target.fetch_by_ids(rule.target_collection, sorted(set(wanted)))}
+    fetched = await target.fetch_by_ids(rule.target_collection, sorted(set(wanted)))
+    removed = {links[sid].target_id for sid in gone if sid in links}
+    records = {r.id: r for r in fetched if r.id in removed or rule.target_matches(r)}
+    if rule.on_unmatched != "create":  # such rules look a vanished linked target up again by natural key
+        unlinked.extend(d for d in stale if links[d.source_id].target_id not in records)
 
     if unlinked and rule.first_sight:
         found: list[Record] = []

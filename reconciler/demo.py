@@ -3,8 +3,9 @@
 1. start the OZmap and IXC sandboxes with a generated network and write an engine config for them;
 2. ``plan`` (full): print what a first sync would do;
 3. ``sync``: apply it;
-4. simulate people at work: edit a box in OZmap (new observation, moved) and remove another;
-5. ``plan`` (incremental): exactly those two changes;
+4. simulate people at work: edit a box in OZmap (new observation, moved) and remove another, rename a client in
+   OZmap (the ERP's name wins) and cancel a login in IXC (its OZmap client is detached);
+5. ``plan`` (incremental): exactly those changes;
 6. ``sync`` again, then ``plan`` once more: nothing to do;
 and write an HTML report of the first sync.
 """
@@ -47,6 +48,25 @@ async def _user_edits(ozmap_url: str, engine: Engine) -> list[str]:
     return [f"edited box {edited} (observation)", f"removed box {removed}"]
 
 
+async def _client_edits(ozmap_url: str, ixc_url: str, engine: Engine) -> list[str]:
+    """Rename a client in OZmap and cancel another one's login in IXC (inactive, no contract)."""
+    links = await engine.store.links(INTEGRATION, "client-status")  # active fiber logins with a client
+    active = sorted((sid, row.target_id) for sid, row in links.items() if row.state == "active")
+    if len(active) < 2:
+        return []
+    (_, renamed), (cancelled, _) = active[0], active[-1]
+    async with aiohttp.ClientSession() as http:
+        async with http.patch(
+            f"{ozmap_url}/_sandbox/store/ftth-clients/{renamed}", json={"name": "Renamed in the field"}
+        ) as resp:
+            resp.raise_for_status()
+        async with http.patch(
+            f"{ixc_url}/_sandbox/store/radusuarios/{cancelled}", json={"ativo": "N", "id_contrato": "0"}
+        ) as resp:
+            resp.raise_for_status()
+    return [f"renamed OZmap client {renamed}", f"cancelled IXC login {cancelled} (inactive, no contract)"]
+
+
 async def run(*, report_path: Path, scale: int, seed: int) -> int:
     """Run the demo; returns 0 when the final plan is empty (the engine converged)."""
     from reconciler.sandbox import runner
@@ -72,8 +92,12 @@ async def run(*, report_path: Path, scale: int, seed: int) -> int:
                     encoding="utf-8",
                 )
 
-                _banner("3. People at work in OZmap")
-                for line in await _user_edits(sandboxes["ozmap"].url, engine):
+                _banner("3. People at work in OZmap and IXC")
+                ozmap_url, ixc_url = sandboxes["ozmap"].url, sandboxes["ixc"].url
+                for line in [
+                    *await _user_edits(ozmap_url, engine),
+                    *await _client_edits(ozmap_url, ixc_url, engine),
+                ]:
                     print(f"   {line}")
 
                 _banner("4. Dry run (incremental): only what changed")

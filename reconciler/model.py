@@ -52,6 +52,11 @@ class Desired(msgspec.Struct, frozen=True, gc=False):
     create_only: frozenset[str] = frozenset()
     label: str = ""
     updated_at: str = ""
+    unmatched_reason: str = ""
+    """Why nothing is done when no target record matches (rules with ``on-unmatched = "skip"``)."""
+    blocked: str = ""
+    """A field the write needs is missing (a deferred ``when-missing = "skip"``): the planner skips with this
+    reason where it would write — a create, for a create-only field; any write, for a rule that never creates."""
 
 
 class Skipped(msgspec.Struct, frozen=True, gc=False):
@@ -134,10 +139,26 @@ class Inactivate(msgspec.Struct, frozen=True, tag="inactivate"):
 
 
 class Delete(msgspec.Struct, frozen=True, tag="delete"):
-    """The source record is gone and the rule says to delete the target."""
+    """Delete the target: its source is gone and the rule's removal says so, or the rule's apply action is
+    ``delete`` and the record matched (e.g. a withdrawn reservation)."""
 
     source_id: str
     target_id: str
+    label: str = ""
+
+
+class Operate(msgspec.Struct, frozen=True, tag="operate"):
+    """Call the target connector's named ``operation`` on a matched record, with ``args`` (the desired fields).
+
+    For what a field update cannot say (OZmap "cancel client": detach, note the last connection, unplug the
+    drop). An operation must make the target stop matching the rule, so the next plan is empty.
+    """
+
+    source_id: str
+    target_id: str
+    operation: str
+    args: Fields
+    content_hash: str
     label: str = ""
 
 
@@ -157,10 +178,10 @@ class Quarantine(msgspec.Struct, frozen=True, tag="quarantine"):
     label: str = ""
 
 
-Action: TypeAlias = Create | Update | Link | Inactivate | Delete | Skip | Quarantine
+Action: TypeAlias = Create | Update | Link | Operate | Inactivate | Delete | Skip | Quarantine
 
 #: Action kinds that change a target system (Skip and Quarantine do not).
-CHANGING_KINDS: frozenset[str] = frozenset({"create", "update", "link", "inactivate", "delete"})
+CHANGING_KINDS: frozenset[str] = frozenset({"create", "update", "link", "operate", "inactivate", "delete"})
 
 
 def action_kind(action: Action) -> str:

@@ -238,6 +238,8 @@ def _plan_desired(
         if link.active and link.content_hash == desired.content_hash and not data.force_compare:
             return None  # unchanged since last applied and not re-read this cycle
         if spec.on_unmatched == "create":
+            if desired.blocked:
+                return Skip(desired.source_id, desired.blocked, desired.label)
             return Create(
                 desired.source_id,
                 desired.fields,
@@ -263,13 +265,23 @@ def _plan_desired(
     if spec.on_unmatched == "ignore":
         return None
     if spec.on_unmatched == "skip":
-        reason = desired.unmatched_reason or f"no {spec.target} record matches {_describe(desired.natural_key)}"
+        reason = (
+            desired.unmatched_reason or f"no {spec.target} record matches {_describe(desired.natural_key)}"
+        )
         return Skip(desired.source_id, reason, desired.label)
+    if desired.blocked:
+        return Skip(desired.source_id, desired.blocked, desired.label)
     return Create(desired.source_id, desired.fields, desired.natural_key, desired.content_hash, desired.label)
 
 
 def _matched(spec: PlanSpec, desired: Desired, target: Record, *, linked: bool) -> Action | None:
-    """What a desired record matched to ``target`` (by link or first sight) becomes, per the rule's apply."""
+    """What a desired record matched to ``target`` (by link or first sight) becomes, per the rule's apply.
+
+    A rule that never creates skips a matched record whose write is blocked (a field it needs is missing);
+    a creating rule's block concerns create-only fields, which a match does not write.
+    """
+    if desired.blocked and spec.on_unmatched != "create":
+        return Skip(desired.source_id, desired.blocked, desired.label)
     if spec.apply == "delete":
         return Delete(desired.source_id, target.id, desired.label)
     if spec.apply == "operation":
@@ -281,7 +293,9 @@ def _matched(spec: PlanSpec, desired: Desired, target: Record, *, linked: bool) 
         if not changes:
             return None
         return Update(desired.source_id, target.id, changes, desired.content_hash, desired.label)
-    return Link(desired.source_id, target.id, desired.natural_key, changes, desired.content_hash, desired.label)
+    return Link(
+        desired.source_id, target.id, desired.natural_key, changes, desired.content_hash, desired.label
+    )
 
 
 def _plan_removal(spec: PlanSpec, data: PlanInput, source_id: str) -> Action | None:

@@ -19,6 +19,7 @@ from reconciler.model import (
     EntityPlan,
     Inactivate,
     Link,
+    Operate,
     Outcome,
     Plan,
     Quarantine,
@@ -28,7 +29,7 @@ from reconciler.model import (
     action_kind,
 )
 
-KINDS = ("create", "link", "update", "inactivate", "delete", "skip", "quarantine")
+KINDS = ("create", "link", "update", "operate", "inactivate", "delete", "skip", "quarantine")
 #: Detail lines per kind in the terminal report (the HTML and JSON reports list everything).
 TEXT_DETAIL_MAX = 25
 
@@ -72,6 +73,9 @@ def describe(action: Action) -> str:
         case Update():
             changes = "; ".join(f"{c.field}: {_show(c.before)} → {_show(c.after)}" for c in action.changes)
             return f"{_name(action)} #{action.target_id}: {changes}"
+        case Operate():
+            args = ", ".join(f"{k}={_show(v)}" for k, v in action.args.items())
+            return f"{_name(action)} #{action.target_id}: {action.operation}({args})"
         case Inactivate():
             return f"{_name(action)} #{action.target_id}: {action.field}: {_show(action.before)} → {_show(action.value)}"
         case Delete():
@@ -105,7 +109,7 @@ def render_text(plan: Plan, outcomes: dict[str, list[Outcome]] | None = None) ->
         lines.append(f"   {summary_line(entity)}")
         if entity.guard:
             lines.append(f"   GUARD: {entity.guard}")
-        for kind in ("create", "link", "update", "inactivate", "delete"):
+        for kind in ("create", "link", "update", "operate", "inactivate", "delete"):
             chosen = [a for a in entity.actions if action_kind(a) == kind]
             for action in chosen[:TEXT_DETAIL_MAX]:
                 lines.append(f"   {kind.upper():<10} {describe(action)}")
@@ -142,7 +146,7 @@ h1{font-size:1.4rem} h2{font-size:1.1rem;margin-top:2rem}
 table{border-collapse:collapse;margin:.5rem 0;font-size:.9rem}
 td,th{border:1px solid #ccc;padding:.25rem .5rem;text-align:left;vertical-align:top}
 th{background:#f3f3f3} .guard{background:#fdd;padding:.5rem;border:1px solid #c00}
-.create{color:#070}.update,.link{color:#05a}.inactivate,.delete{color:#a00}.skip,.quarantine{color:#a60}
+.create{color:#070}.update,.link,.operate{color:#05a}.inactivate,.delete{color:#a00}.skip,.quarantine{color:#a60}
 code{font-size:.85rem}
 """
 

@@ -24,7 +24,9 @@ class CollectionSchema(msgspec.Struct, frozen=True):
 
     ``fields``: every field name a record of this collection carries. ``writable``: fields a create/update may
     set (empty for read-only views). ``incremental``: the collection can be streamed "changed since cursor".
-    ``deletions``: the collection can list records deleted since a cursor.
+    ``deletions``: the collection can list records deleted since a cursor. ``operations``: named operations
+    :meth:`Connector.operate` runs on a record (rules with ``[apply] action = "operation"``), each with the
+    argument names it reads.
     """
 
     fields: frozenset[str]
@@ -32,6 +34,7 @@ class CollectionSchema(msgspec.Struct, frozen=True):
     incremental: bool = False
     deletions: bool = False
     description: str = ""
+    operations: dict[str, frozenset[str]] = msgspec.field(default_factory=dict)
 
 
 #: system collection name → schema
@@ -81,6 +84,14 @@ class Connector(Protocol):
 
     async def delete(self, collection: str, record_id: str) -> None:
         """Remove the record."""
+        ...
+
+    async def operate(self, collection: str, record_id: str, operation: str, args: Fields) -> None:
+        """Run the named operation (see ``CollectionSchema.operations``) on the record.
+
+        ``args`` are the desired fields of the rule; keys the operation does not take are ignored. Unknown
+        operations raise ``ConfigError``; a record that no longer exists raises ``NotFound``.
+        """
         ...
 
     def statistics(self) -> Mapping[str, int]:

@@ -18,14 +18,14 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from reconciler import model
 from reconciler.errors import ConfigError, RuleError
 from reconciler.model import Desired, Filtered, Normalized, Quarantined, Record, Skipped, Value
 from reconciler.rules import expressions, fieldsteps, schema, templates, transforms, validating
-from reconciler.rules.expressions import Env, Fn
-from reconciler.rules.fieldsteps import Reject, Step, Tables
+from reconciler.rules.expressions import LOOKUPS_KEY, Env, Fn
+from reconciler.rules.fieldsteps import OMIT, Blocked, Reject, Step, Tables
 from reconciler.rules.loading import RuleFile
 from reconciler.rules.locating import PathPart, dotted
 from reconciler.rules.lookups import AMBIGUOUS, Ambiguous, LookupSpec
@@ -41,10 +41,15 @@ class _Program:
     """The closures :meth:`CompiledRule.normalize` runs."""
 
     needs_id: bool
+    needs_tables: bool
+    """Some source expression calls ``lookup()``: the env carries the tables under ``LOOKUPS_KEY``."""
     filter: Fn | None
-    checks: tuple[tuple[Fn, templates.Template, str], ...]
+    checks: tuple[tuple[Fn, templates.Template, str, bool], ...]
+    """(test, reason, where, quarantine)"""
     steps: tuple[tuple[str, Step], ...]
+    may_omit: bool
     label: templates.Template | None
+    unmatched_reason: templates.Template | None
     target_filter: Fn | None
     target_needs_id: bool
 
@@ -64,6 +69,10 @@ class CompiledRule:
     target_system: str
     target_collection: str
     first_sight: tuple[str, ...]
+    on_unmatched: schema.OnUnmatched
+    apply_action: schema.ApplyAction
+    operation: str
+    """The connector operation of ``apply_action == "operation"`` ("" otherwise)."""
     fields: tuple[str, ...]
     """Every mapped target field, in declaration order."""
     updatable: frozenset[str]
@@ -91,7 +100,14 @@ class CompiledRule:
         ``lookups`` must hold a table for every name in :attr:`lookups` (see :mod:`reconciler.rules.lookups`).
         """
         program = self._program
-        env: Env = {**record.fields, "id": record.id} if program.needs_id else record.fields
+        env: Env = record.fields
+        if program.needs_id or program.needs_tables:
+            extended: dict[str, Any] = dict(env)
+            if program.needs_id:
+                extended["id"] = record.id
+            if program.needs_tables:
+                extended[LOOKUPS_KEY] = lookups
+            env = extended
         if program.filter is not None:
             try:
                 if not program.filter(env):
@@ -105,14 +121,28 @@ class CompiledRule:
         except Reject as reject:
             kind = Quarantined if reject.quarantine else Skipped
             return kind(record.id, reject.reason, label, record.updated_at)
+        blocked = ""
+        if program.may_omit:
+            kept: dict[str, Value] = {}
+            for name, value in fields.items():
+                if value is OMIT:
+                    continue
+                if type(value) is Blocked:
+                    blocked = blocked or value.reason
+                    continue
+                kept[name] = value
+            fields = kept
+        unmatched = program.unmatched_reason
         return Desired(
             source_id=record.id,
             fields=fields,
-            natural_key={key: fields[key] for key in self.first_sight},
+            natural_key={key: fields.get(key) for key in self.first_sight},
             content_hash=model.content_hash(fields),
             create_only=self.create_only,
             label=label,
             updated_at=record.updated_at,
+            unmatched_reason=unmatched.render(env) if unmatched is not None else "",
+            blocked=blocked,
         )
 
     def target_matches(self, record: Record) -> bool:
@@ -131,14 +161,14 @@ class CompiledRule:
         return label.render(env) if label is not None else ""
 
 
-def _run_checks(checks: tuple[tuple[Fn, templates.Template, str], ...], env: Env) -> None:
-    for test, reason, where in checks:
+def _run_checks(checks: tuple[tuple[Fn, templates.Template, str, bool], ...], env: Env) -> None:
+    for test, reason, where, quarantine in checks:
         try:
             passed = test(env)
         except ValueError as exc:
             raise Reject(f"{where}: {exc}", quarantine=True) from None
         if not passed:
-            raise Reject(reason.render(env), quarantine=True)
+            raise Reject(reason.render(env), quarantine=quarantine)
 
 
 def compile_rule(
@@ -177,6 +207,9 @@ def compile_rule(
         target_system=spec.target.system,
         target_collection=spec.target.collection,
         first_sight=tuple(spec.match.first_sight),
+        on_unmatched=spec.match.on_unmatched,
+        apply_action=spec.apply.action,
+        operation=spec.apply.operation or "",
         fields=tuple(spec.fields),
         updatable=frozenset(name for name, f in spec.fields.items() if f.update),
         create_only=frozenset(name for name, f in spec.fields.items() if not f.update),
@@ -295,8 +328,21 @@ class _Compiler:
         self.writable = target.writable or target.fields
         self.source_name = f"{self.spec.source.system} {self.spec.source.collection}"
         self.target_name = f"{self.spec.target.system} {self.spec.target.collection}"
+        self.operation_args = self._operation_args(target)
+        self.needs_tables = False
         self.source_id_used = "id" not in source.fields and self._uses_id()
         self.target_id_used = "id" not in target.fields
+
+    def _operation_args(self, target: CollectionSchema) -> frozenset[str]:
+        operation = self.spec.apply.operation
+        if operation is None:
+            return frozenset()
+        if operation not in target.operations:
+            known = ", ".join(sorted(target.operations)) or "none"
+            raise self.fail(
+                ("apply", "operation"), f"{self.target_name} has no operation '{operation}'; known: {known}"
+            )
+        return target.operations[operation]
 
     def _uses_id(self) -> bool:
         names: set[str] = set()
@@ -315,11 +361,19 @@ class _Compiler:
     def expression(
         self, path: tuple[PathPart, ...], text: str, *, side: str = "source"
     ) -> expressions.Expression:
-        fields = self.source_fields if side == "source" else self.target_fields
+        source = side == "source"
+        fields = self.source_fields if source else self.target_fields
         try:
-            return expressions.compile_expression(text, fields=fields, options=self.options)
+            compiled = expressions.compile_expression(
+                text,
+                fields=fields,
+                options=self.options,
+                lookups=tuple(self.spec.lookups) if source else None,
+            )
         except expressions.ExpressionError as exc:
             raise self.fail(path, exc) from None
+        self.needs_tables = self.needs_tables or compiled.uses_lookups
+        return compiled
 
     def template(
         self, path: tuple[PathPart, ...], text: str, extra: tuple[str, ...] = ()
@@ -336,28 +390,76 @@ class _Compiler:
                 self.expression(("source", "check", i, "expr"), check.expr).fn,
                 self.template(("source", "check", i, "reason"), check.reason),
                 f"source.check[{i}]",
+                check.on_fail == "quarantine",
             )
             for i, check in enumerate(spec.source.check)
         )
+        unmatched = spec.match.unmatched_reason
         src_filter, tgt_filter = spec.source.filter, spec.target.filter
         target_filter = (
             self.expression(("target", "filter"), tgt_filter, side="target")
             if tgt_filter is not None
             else None
         )
+        steps = tuple((name, self.step(name, f, lookups)) for name, f in spec.fields.items())
         return _Program(
             needs_id=self.source_id_used,
             filter=self.expression(("source", "filter"), src_filter).fn if src_filter is not None else None,
             checks=checks,
-            steps=tuple((name, self.step(name, f, lookups)) for name, f in spec.fields.items()),
+            steps=steps,
+            needs_tables=self.needs_tables,
+            may_omit=any(
+                validating.when_missing(f) == "omit" or self.deferred(f) for f in spec.fields.values()
+            ),
             label=self.template(("entity", "label"), spec.entity.label) if spec.entity.label else None,
+            unmatched_reason=(
+                self.template(("match", "unmatched-reason"), unmatched) if unmatched is not None else None
+            ),
             target_filter=target_filter.fn if target_filter is not None else None,
             target_needs_id=self.target_id_used and target_filter is not None and "id" in target_filter.names,
         )
 
+    def check_target_field(self, name: str, spec: schema.Field) -> None:
+        """A mapped field must be something the apply action can use on the target.
+
+        Updates write their fields, except a create-only field of a rule that never creates: that is only a
+        natural key, which the target must have but need not let us write.
+        """
+        action = self.spec.apply.action
+        is_key = name in self.spec.match.first_sight and name in self.target_fields
+        if action == "update":
+            only_a_key = is_key and not spec.update and self.spec.match.on_unmatched != "create"
+            if self.writable and name not in self.writable and not only_a_key:
+                raise self.fail(("fields", name), f"'{name}' is not a writable field of {self.target_name}")
+            return
+        if action == "delete" and not is_key:
+            raise self.fail(
+                ("fields", name),
+                f"'{name}' is not a first-sight key; a delete rule maps only its natural key",
+            )
+        if action == "operation" and not is_key and name not in self.operation_args:
+            takes = ", ".join(sorted(self.operation_args)) or "no arguments"
+            raise self.fail(
+                ("fields", name),
+                f"'{name}' is neither a first-sight key nor an argument of operation "
+                f"'{self.spec.apply.operation}' (it takes {takes})",
+            )
+
+    def deferred(self, spec: schema.Field) -> bool:
+        """Whether the field's skip waits for the planner: a create-only field is needed only to create, and
+        a rule that never creates needs its fields only where it writes (a matched record)."""
+        if spec.default_if is not None and self.options.get(spec.default_if) is True:
+            return False
+        return validating.when_missing(spec) == "skip" and (
+            self.spec.match.on_unmatched != "create" or not spec.update
+        )
+
     def step(self, name: str, spec: schema.Field, lookups: Mapping[str, LookupSpec]) -> Step:
-        if self.writable and name not in self.writable:
-            raise self.fail(("fields", name), f"'{name}' is not a writable field of {self.target_name}")
+        self.check_target_field(name, spec)
+        step = self.plain_step(name, spec, lookups)
+        return fieldsteps.defer(step) if self.deferred(spec) else step
+
+    def plain_step(self, name: str, spec: schema.Field, lookups: Mapping[str, LookupSpec]) -> Step:
         transform = transforms.TRANSFORMS[spec.transform] if spec.transform is not None else None
         if spec.value is not None and spec.lookup is None:
             constant = self.constant(name, spec, transform)

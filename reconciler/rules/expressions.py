@@ -14,7 +14,11 @@ Semantics, chosen so a rule never crashes on odd data:
 * ``x in [..]`` / ``x in field`` test membership (a substring for text); ``in null`` is false.
 * ``+ - * /`` work on numbers (``+`` also joins two texts); null on either side gives null; anything else, or a
   division by zero, raises :class:`ValueError`, which the compiled rule turns into a quarantine reason.
-* Functions: ``len present lower upper trim str int float round coalesce option`` (see ``_FUNCTIONS``).
+* Functions: ``len present lower upper trim str int float round coalesce option`` (see :mod:`reconciler.rules.functions`), plus
+  ``iff(cond, a, b)`` (evaluates only the branch it returns) and ``lookup("name", key)``: the rule's lookup table
+  ``name`` at ``key`` (null when absent; a key several records share raises :class:`ValueError`). The tables
+  reach the closures through the record's env under :data:`LOOKUPS_KEY`, which the compiled rule adds only
+  for rules that call ``lookup``.
 """
 
 from __future__ import annotations
@@ -26,10 +30,23 @@ from dataclasses import dataclass
 from typing import Any
 
 from reconciler.model import Value
-from reconciler.rules import syntax, transforms
+from reconciler.rules import functions, syntax
+from reconciler.rules.lookups import Ambiguous, lookup_key
 from reconciler.rules.syntax import ExpressionError, parse
 
-__all__ = ["Env", "Expression", "ExpressionError", "Fn", "compile_expression", "field_getter", "parse"]
+__all__ = [
+    "LOOKUPS_KEY",
+    "Env",
+    "Expression",
+    "ExpressionError",
+    "Fn",
+    "compile_expression",
+    "field_getter",
+    "parse",
+]
+
+#: Env key under which ``lookup()`` finds the lookup tables (never a field name: ``$`` is not a name character).
+LOOKUPS_KEY = "$lookups"
 
 #: What an expression reads: one record's fields (plus ``id`` when the rule uses it).
 Env = Mapping[str, Value]
@@ -44,6 +61,7 @@ class Expression:
     text: str
     fn: Fn
     names: frozenset[str]
+    uses_lookups: bool = False
 
     def __call__(self, env: Env) -> Value:
         result: Value = self.fn(env)
@@ -51,12 +69,17 @@ class Expression:
 
 
 def compile_expression(
-    text: str, *, fields: Collection[str], options: Mapping[str, Value] | None = None
+    text: str,
+    *,
+    fields: Collection[str],
+    options: Mapping[str, Value] | None = None,
+    lookups: Collection[str] | None = None,
 ) -> Expression:
-    """Parse and compile ``text``; every name must be in ``fields``, every ``option()`` in ``options``."""
-    compiler = _Compiler(fields, options or {})
+    """Parse and compile ``text``; every name must be in ``fields``, every ``option()`` in ``options``, every
+    ``lookup()`` in ``lookups`` (None: ``lookup()`` is not available, e.g. in a target filter)."""
+    compiler = _Compiler(fields, options or {}, lookups)
     code = compiler.code(parse(text))
-    return Expression(text, _as_fn(code), frozenset(compiler.names))
+    return Expression(text, _as_fn(code), frozenset(compiler.names), compiler.uses_lookups)
 
 
 def field_getter(name: str, fields: Collection[str]) -> Fn:
@@ -120,10 +143,14 @@ def _nested(head: str, rest: tuple[str, ...]) -> Fn:
 
 
 class _Compiler:
-    def __init__(self, fields: Collection[str], options: Mapping[str, Value]) -> None:
+    def __init__(
+        self, fields: Collection[str], options: Mapping[str, Value], lookups: Collection[str] | None
+    ) -> None:
         self.fields = fields
         self.options = options
+        self.lookups = lookups
         self.names: set[str] = set()
+        self.uses_lookups = False
 
     def code(self, node: syntax.Node) -> _Code:
         match node:
@@ -140,9 +167,9 @@ class _Compiler:
             case syntax.Call():
                 return self.call(node)
             case syntax.Unary(op=op, operand=operand, col=col):
-                return _apply(_negate if op == "-" else operator.not_, (self.code(operand),), col)
+                return _apply(functions.negate if op == "-" else operator.not_, (self.code(operand),), col)
             case syntax.Binary(op=op, left=left, right=right, col=col):
-                return _apply(_ARITHMETIC[op], (self.code(left), self.code(right)), col)
+                return _apply(functions.ARITHMETIC[op], (self.code(left), self.code(right)), col)
             case syntax.Compare(ops=ops, operands=operands):
                 return _compare(ops, [self.code(o) for o in operands])
             case syntax.Logic(op=op, operands=operands):
@@ -164,7 +191,46 @@ class _Compiler:
                 known = ", ".join(sorted(self.options)) or "none declared"
                 raise ExpressionError(f"unknown option '{arg.value}'", arg.col, hint=f"known: {known}")
             return _Const(self.options[arg.value])
-        return _apply(_FUNCTIONS[node.func], tuple(self.code(a) for a in node.args), node.col)
+        if node.func == "iff":
+            return _iff(*(self.code(a) for a in node.args))
+        if node.func == "lookup":
+            return self.lookup(node)
+        return _apply(functions.FUNCTIONS[node.func], tuple(self.code(a) for a in node.args), node.col)
+
+    def lookup(self, node: syntax.Call) -> _Code:
+        name_node, key_node = node.args
+        assert isinstance(name_node, syntax.Lit) and isinstance(name_node.value, str)
+        name = name_node.value
+        if self.lookups is None:
+            raise ExpressionError("lookup() is not available here", node.col)
+        if name not in self.lookups:
+            known = ", ".join(sorted(self.lookups)) or "none declared"
+            raise ExpressionError(f"unknown lookup '{name}'", name_node.col, hint=f"known: {known}")
+        self.uses_lookups = True
+        return _lookup(name, _as_fn(self.code(key_node)))
+
+
+def _iff(cond: _Code, then: _Code, otherwise: _Code) -> _Code:
+    """``iff(cond, a, b)``: only the chosen branch is evaluated (so ``b`` may fail when ``cond`` holds)."""
+    if isinstance(cond, _Const):
+        return then if cond.value else otherwise
+    test, yes, no = _as_fn(cond), _as_fn(then), _as_fn(otherwise)
+    return lambda env: yes(env) if test(env) else no(env)
+
+
+def _lookup(name: str, key: Fn) -> Fn:
+    def look(env: Env) -> Any:
+        value = key(env)
+        if value is None or value == "":
+            return None
+        text = value if type(value) is str else lookup_key(value)
+        tables: Mapping[str, Mapping[str, Value]] = env[LOOKUPS_KEY]  # type: ignore[assignment]
+        found = tables[name].get(text)
+        if type(found) is Ambiguous:
+            raise ValueError(f"lookup {name}: {found.records} records share the key {text!r}")
+        return found
+
+    return look
 
 
 def _apply(func: Callable[..., Any], args: tuple[_Code, ...], col: int) -> _Code:
@@ -366,91 +432,3 @@ def _logic(op: str, codes: list[_Code]) -> _Code:
         return False
 
     return any_of
-
-
-# --- arithmetic and functions ----------------------------------------------------------------------------------
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-def _arithmetic(symbol: str, op: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
-    def apply(a: Any, b: Any) -> Any:
-        if a is None or b is None:
-            return None
-        if _is_number(a) and _is_number(b):
-            if symbol == "/" and b == 0:
-                raise ValueError(f"division by zero: {a!r} / {b!r}")
-            return op(a, b)
-        if symbol == "+" and isinstance(a, str) and isinstance(b, str):
-            return a + b
-        raise ValueError(f"cannot apply '{symbol}' to {a!r} and {b!r}")
-
-    return apply
-
-
-_ARITHMETIC = {
-    "+": _arithmetic("+", operator.add),
-    "-": _arithmetic("-", operator.sub),
-    "*": _arithmetic("*", operator.mul),
-    "/": _arithmetic("/", operator.truediv),
-}
-
-
-def _negate(value: Any) -> Any:
-    if value is None:
-        return None
-    if _is_number(value):
-        return -value
-    raise ValueError(f"cannot negate {value!r}")
-
-
-def _text_function(name: str, op: Callable[[str], str]) -> Callable[[Any], Any]:
-    def apply(value: Any) -> Any:
-        if value is None:
-            return None
-        if isinstance(value, str):
-            return op(value)
-        raise ValueError(f"{name}() needs text, got {value!r}")
-
-    return apply
-
-
-def _len(value: Any) -> int:
-    if value is None:
-        return 0
-    if isinstance(value, str | list | dict):
-        return len(value)
-    raise ValueError(f"len() needs text or a list, got {value!r}")
-
-
-def _present(value: Any) -> bool:
-    return value is not None and value != ""
-
-
-def _coalesce(*values: Any) -> Any:
-    return next((v for v in values if v is not None), None)
-
-
-def _round(value: Any, digits: Any = None) -> Any:
-    if value is None:
-        return None
-    whole = digits is None or (isinstance(digits, int) and not isinstance(digits, bool))
-    if not _is_number(value) or not whole:
-        raise ValueError(f"round() needs a number and whole digits, got {value!r}, {digits!r}")
-    return round(value, digits)
-
-
-_FUNCTIONS: dict[str, Callable[..., Any]] = {
-    "len": _len,
-    "lower": _text_function("lower", str.lower),
-    "upper": _text_function("upper", str.upper),
-    "trim": _text_function("trim", str.strip),
-    "present": _present,
-    "coalesce": _coalesce,
-    "str": transforms.to_str,
-    "int": transforms.to_int,
-    "float": transforms.to_float,
-    "round": _round,
-}

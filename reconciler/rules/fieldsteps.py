@@ -23,6 +23,29 @@ Tables = Mapping[str, Mapping[str, Value]]
 Step = Callable[[Env, Tables], Value]
 
 
+class _Omitted(str):
+    """Type of :data:`OMIT` (a ``str`` so a field map stays an honest ``dict[str, Value]``)."""
+
+
+#: Returned by a step whose value is missing under ``when-missing = "omit"``; the rule drops the field.
+OMIT: Value = _Omitted("<omitted>")
+
+
+class Blocked(str):
+    """A deferred skip: the value of a field the planner needs only for some writes is missing.
+
+    Returned (instead of raising :class:`Reject`) by a step wrapped with :func:`defer`; the rule drops the field
+    and the desired record carries the reason, so the planner skips only where it would write the field.
+    """
+
+    reason: str
+
+    def __new__(cls, reason: str) -> Blocked:
+        marker = super().__new__(cls, "<blocked>")
+        marker.reason = reason
+        return marker
+
+
 class Reject(Exception):
     """Raised by a step: the record cannot be mapped. ``quarantine`` False means skipped."""
 
@@ -63,6 +86,20 @@ def build_step(spec: StepSpec) -> Step:
 
         return plain
     return _looked_up(spec.lookup, read, missing)
+
+
+def defer(step: Step) -> Step:
+    """``step`` whose skip (not quarantine) becomes a :class:`Blocked` value instead of rejecting the record."""
+
+    def deferred(env: Env, tables: Tables) -> Value:
+        try:
+            return step(env, tables)
+        except Reject as reject:
+            if reject.quarantine:
+                raise
+            return Blocked(reject.reason)
+
+    return deferred
 
 
 def _reader(spec: StepSpec) -> Step:
@@ -120,6 +157,8 @@ def _missing(spec: StepSpec) -> Callable[[Env, Value], Value]:
     if spec.policy == "default":
         default = spec.default
         return lambda env, key: default
+    if spec.policy == "omit":
+        return lambda env, key: OMIT
     quarantine = spec.policy == "quarantine"
     name, reason, lookup = spec.name, spec.reason, spec.lookup
 

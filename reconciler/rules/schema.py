@@ -3,18 +3,32 @@
 These types only say what a rule file may contain and of what type (decode and validate at the boundary,
 STYLE.md §2.4). Whether the names in it resolve (fields, lookups, options, transforms) is checked by
 :mod:`reconciler.rules.loading` (without schemas) and :mod:`reconciler.rules.compiling` (against the connectors'
-collection schemas). ``rules/ozmap-ixc/boxes.toml`` is the worked example of every key.
+collection schemas). ``rules/ozmap-ixc/boxes.toml`` is the worked example of the field keys; the client rules
+next to it show the rest (``client-creation``: deferred skips, ``lookup()``, ``default-if``; ``client-status``:
+``on-unmatched``, ``omit``, ``iff()``; ``withdrawal``/``cancellation``: ``[apply]``).
 
 Field mapping defaults, ``[fields.NAME]``:
 
 * exactly one of ``from`` (a source field), ``value`` (a literal) or ``expr`` (an expression);
 * then ``transform``, then ``lookup``; a value that is still null (or a lookup that found nothing) is *missing*;
 * ``when-missing`` says what a missing value does: ``"skip"`` (Skipped with ``reason``), ``"quarantine"``,
-  ``"default"`` (use ``default``) or ``"null"`` (keep null). Unset, it is ``"skip"`` for a field with a lookup,
-  ``"default"`` when a ``default`` is given without ``default-if``, else ``"null"``;
+  ``"default"`` (use ``default``), ``"null"`` (keep null) or ``"omit"`` (leave the field out of the desired
+  record: the target keeps its value). Unset, it is ``"skip"`` for a field with a lookup, ``"default"`` when a
+  ``default`` is given without ``default-if``, else ``"null"``. A ``"skip"`` waits for the planner where the
+  field is not always written: a create-only field skips only a record that would be created (one already on
+  the target is still matched), and a rule that never creates skips only matched records;
 * ``default-if = "option"``: when that boolean option is on, a missing value takes ``default`` instead
   (``default`` is the final value: it is not transformed or looked up);
-* ``update = false``: written on create only, the target owns the field afterwards.
+* ``update = false``: written on create only, the target owns the field afterwards. Every other mapped field
+  is owned by the source: a change made on the target side is overwritten at the next comparison.
+
+Beyond field updates (``[match]`` and ``[apply]``):
+
+* ``on-unmatched``: what a source record with no counterpart does — ``"create"`` it (default), ``"skip"`` it
+  with ``unmatched-reason`` (a template), or ``"ignore"`` it (an update-only rule);
+* ``[apply] action``: what a matched record gets — ``"update"`` of its fields (default), ``"delete"`` of the
+  target record, or ``"operation"``: the target connector's named ``operation`` with the mapped fields as its
+  arguments (for what TOML cannot say, e.g. OZmap's "cancel client").
 """
 
 from __future__ import annotations
@@ -26,8 +40,10 @@ import msgspec
 #: A literal in a rule file (TOML has no null).
 Scalar: TypeAlias = str | int | float | bool
 
-WhenMissing = Literal["skip", "quarantine", "default", "null"]
+WhenMissing = Literal["skip", "quarantine", "default", "null", "omit"]
 RemovalAction = Literal["inactivate", "delete", "ignore"]
+OnUnmatched = Literal["create", "skip", "ignore"]
+ApplyAction = Literal["update", "delete", "operation"]
 Share = Annotated[float, msgspec.Meta(ge=0, le=1)]
 Name = Annotated[str, msgspec.Meta(min_length=1)]
 
@@ -49,10 +65,12 @@ class Entity(_Table, frozen=True):
 
 
 class Check(_Table, frozen=True):
-    """``[[source.check]]``: a record for which ``expr`` is false is quarantined with ``reason``."""
+    """``[[source.check]]``: a record for which ``expr`` is false is quarantined (or skipped) with ``reason``."""
 
     expr: str
     reason: str
+    on_fail: Literal["quarantine", "skip"] = "quarantine"
+    """``"skip"``: the record is fine but cannot be synced now (e.g. its box is not linked yet)."""
 
 
 class Source(_Table, frozen=True):
@@ -74,9 +92,19 @@ class Target(_Table, frozen=True):
 
 
 class Match(_Table, frozen=True):
-    """``[match]``: how a record is recognised on the target before a link exists."""
+    """``[match]``: how a record is recognised on the target before a link exists, and what no match does."""
 
     first_sight: list[Name] = msgspec.field(default_factory=list)
+    on_unmatched: OnUnmatched = "create"
+    unmatched_reason: str | None = None
+    """Template (source fields) of the skip reason when ``on-unmatched = "skip"``."""
+
+
+class Apply(_Table, frozen=True):
+    """``[apply]``: what a matched record gets; ``operation`` names the connector operation."""
+
+    action: ApplyAction = "update"
+    operation: Name | None = None
 
 
 class Lookup(_Table, frozen=True):
@@ -141,6 +169,7 @@ class Rule(_Table, frozen=True):
     fields: dict[str, Field]
     entity: Entity = Entity()
     match: Match = Match()
+    apply: Apply = Apply()
     lookups: dict[str, Lookup] = msgspec.field(default_factory=dict)
     options: dict[str, Option] = msgspec.field(default_factory=dict)
     removal: Removal = Removal()

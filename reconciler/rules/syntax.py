@@ -40,7 +40,11 @@ FUNCTIONS: dict[str, tuple[int, int | None]] = {
     "int": (1, 1),
     "float": (1, 1),
     "round": (1, 2),
+    "iff": (3, 3),
+    "lookup": (2, 2),
 }
+#: functions whose first argument must be a quoted name (an option, a lookup table)
+NAMED_FIRST = {"option": 'option("name")', "lookup": 'lookup("name", key)'}
 
 KEYWORDS = frozenset({"and", "or", "not", "in", "true", "false", "null"})
 COMPARISONS = frozenset({"==", "!=", "<", "<=", ">", ">=", "in", "not in"})
@@ -312,6 +316,7 @@ def _call(token: Token, args: tuple[Node, ...]) -> Call:
     if len(args) < least or (most is not None and len(args) > most):
         wanted = str(least) if least == most else f"{least} to {most}" if most else f"at least {least}"
         raise ExpressionError(f"{token.text}() takes {wanted} argument(s), got {len(args)}", token.col)
-    if token.text == "option" and not (isinstance(args[0], Lit) and isinstance(args[0].value, str)):
-        raise ExpressionError('option() takes a quoted option name, e.g. option("name")', token.col)
+    example = NAMED_FIRST.get(token.text)
+    if example is not None and not (isinstance(args[0], Lit) and isinstance(args[0].value, str)):
+        raise ExpressionError(f"{token.text}() takes a quoted {token.text} name, e.g. {example}", token.col)
     return Call(token.text, args, token.col)

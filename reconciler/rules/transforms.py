@@ -107,6 +107,21 @@ def ixc_decimal(value: Value) -> Value:
     return "0.0" if digits == "-0.0" else digits
 
 
+def ixc_reading(value: Value) -> Value:
+    """An IXC optical reading in dBm (``"-21.35"`` → ``-21.35``); ``"0.00"`` and ``""`` mean no reading → None.
+
+    ixc.md §2.4: ``"0.00"`` is not 0 dBm but "the ONU did not report", on about 30 % of ONUs.
+    """
+    number = to_float(value) if value not in ("", None) else None
+    return None if number is None or number == 0 else number
+
+
+def ixc_coordinate(value: Value) -> Value:
+    """An IXC coordinate as a float; ``""`` and ``"0"`` mean "no position" (ixc.md §2.4) → None."""
+    number = to_float(value) if value not in ("", None) else None
+    return None if number is None or number == 0 else number
+
+
 def bool_sn(value: Value) -> Value:
     """IXC's flags: ``True`` → ``"S"`` (sim), ``False`` → ``"N"`` (não)."""
     if value is None:
@@ -160,6 +175,8 @@ TRANSFORMS: Mapping[str, Transform] = MappingProxyType(
         "str": to_str,
         "int_str": int_str,
         "ixc_decimal": ixc_decimal,
+        "ixc_reading": ixc_reading,
+        "ixc_coordinate": ixc_coordinate,
         "float": _float,
         "int": _int,
         "bool_sn": bool_sn,

@@ -65,6 +65,8 @@ def templates_of(spec: schema.Rule) -> Iterator[tuple[tuple[PathPart, ...], str,
     for name, field in spec.fields.items():
         if field.reason is not None:
             yield ("fields", name, "reason"), field.reason, REASON_EXTRA
+    if spec.match.unmatched_reason is not None:
+        yield ("match", "unmatched-reason"), spec.match.unmatched_reason, ()
 
 
 def check(rule: RuleFile) -> None:
@@ -80,6 +82,7 @@ def check(rule: RuleFile) -> None:
     for name, field in spec.fields.items():
         _check_field(rule, name, field)
     _check_match(rule)
+    _check_apply(rule)
     _check_removal(rule)
     for key in ("incremental", "full"):
         try:
@@ -178,6 +181,28 @@ def _check_match(rule: RuleFile) -> None:
             mapped = ", ".join(rule.spec.fields)
             raise rule.error(
                 f"match.first-sight: '{key}' is not a mapped field; mapped: {mapped}", "match", "first-sight"
+            )
+
+
+def _check_apply(rule: RuleFile) -> None:
+    match, apply = rule.spec.match, rule.spec.apply
+    if match.unmatched_reason is not None and match.on_unmatched != "skip":
+        raise rule.error(
+            'match.unmatched-reason: only used with on-unmatched = "skip"', "match", "unmatched-reason"
+        )
+    if (apply.action == "operation") != (apply.operation is not None):
+        raise rule.error('apply: action = "operation" and operation = "NAME" go together', "apply")
+    if apply.action != "update":
+        if match.on_unmatched == "create":
+            raise rule.error(
+                f'match.on-unmatched: a rule whose apply action is "{apply.action}" cannot create; '
+                'set on-unmatched = "skip" or "ignore"',
+                "match",
+            )
+        if not match.first_sight:
+            raise rule.error(
+                f'match.first-sight: a rule whose apply action is "{apply.action}" needs a natural key',
+                "match",
             )
 
 

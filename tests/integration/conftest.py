@@ -6,7 +6,7 @@ rule of seed 002.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,12 +14,12 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
+
+from reconciler import config as config_mod
 from reconciler.sandbox.ixc import IxcStore
 from reconciler.sandbox.ixc import create_app as create_ixc_app
 from reconciler.sandbox.ozmap import OzmapStore
 from reconciler.sandbox.ozmap import create_app as create_ozmap_app
-
-from reconciler import config as config_mod
 
 OZMAP_KEY = "eyJhbGciOiJIUzI1NiJ9.eyJtb2R1bGUiOiJhcGkiLCJ1c2VyIjoidGVzdCJ9.c2lnbmF0dXJl"
 IXC_TOKEN = "17:" + "9c1e" * 16
@@ -43,12 +43,13 @@ class Sandboxes:
     tmp: Path
     options: dict[str, Any] = field(default_factory=dict)
 
-    def config(self, **options: Any) -> config_mod.Config:
-        """Write a config (secrets in files) and load it."""
+    def config(self, entities: Sequence[str] | None = ("boxes",), **options: Any) -> config_mod.Config:
+        """Write a config (secrets in files) and load it; ``entities`` None runs every rule file."""
         secrets = self.tmp / "secrets"
         secrets.mkdir(exist_ok=True)
         (secrets / "ozmap.key").write_text(OZMAP_KEY)
         (secrets / "ixc.token").write_text(IXC_TOKEN)
+        chosen = "" if entities is None else "entities = [" + ", ".join(f'"{e}"' for e in entities) + "]"
         opts = "\n".join(
             f"{k} = {str(v).lower() if isinstance(v, bool) else repr(v)}" for k, v in options.items()
         )
@@ -77,7 +78,7 @@ backoff-max = 0.5
 timeout = 5
 
 [integrations.ozmap-ixc]
-entities = ["boxes"]
+{chosen}
 [integrations.ozmap-ixc.options]
 {opts}
 """

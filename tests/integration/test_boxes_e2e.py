@@ -358,7 +358,9 @@ async def test_incremental_cycle_reads_only_boxes_updated_since_the_cursor(sandb
         if r["path"].rstrip("/").endswith("/boxes")
     ]
     assert box_lists, "the incremental cycle must list boxes"
-    filters = [msgspec.json.encode(r["query"]).decode() + msgspec.json.encode(r["body"]).decode() for r in box_lists]
+    filters = [
+        msgspec.json.encode(r["query"]).decode() + msgspec.json.encode(r["body"]).decode() for r in box_lists
+    ]
     since = [f for f in filters if "updatedAt" in f or "deletedAt" in f]
     by_id = [f for f in filters if f not in since and '\\"operator\\":\\"in\\"' in f]
     assert since, filters  # changed and deleted since the cursor

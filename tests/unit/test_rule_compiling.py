@@ -325,10 +325,13 @@ def test_option_errors(options: dict[str, Value], message: str) -> None:
 
 
 def test_boxes_integration_loads_from_the_builtin_folder() -> None:
+    from reconciler.connectors.ixc.connector import IxcConnector
+    from reconciler.connectors.ozmap.connector import OzmapConnector
+
     rules = load_integration(
         builtin_rules_dir(),
         "ozmap-ixc",
-        catalogs=CATALOGS,
+        catalogs={"ozmap": OzmapConnector.CATALOG, "ixc": IxcConnector.CATALOG},
         options={"create_box_without_olt": True},
         entities=None,
     )

@@ -7,6 +7,8 @@
 - ``create``: every writable column present (``""`` for unused ones) → the new id.
 - ``update``: read the full row, overlay the changes, PUT it all back without ``id`` — never a partial body.
 - ``delete``: DELETE.
+- ``logins``: a read-only joined view over ``radusuarios`` (see :mod:`.logins`).
+- ``operate``: IXC collections have no operations (ConfigError).
 
 Records never carry credentials: ``senha*`` columns everywhere and the device ``login`` of transmitters are
 dropped when rows become records. Updates work on the raw row, so a PUT writes credentials back unchanged.
@@ -23,25 +25,29 @@ import aiohttp
 from reconciler import errors
 from reconciler.config import SystemConfig
 from reconciler.connectors.base import Catalog
-from reconciler.connectors.ixc import tables
+from reconciler.connectors.ixc import logins, tables
 from reconciler.connectors.ixc.client import Cond, IxcClient, in_cond
 from reconciler.connectors.ixc.views import to_text
 from reconciler.model import Fields, Record, Value
 
 #: Longest ``IN`` list per request.
 IN_BATCH = 200
+#: Joined read-only views, by collection name, and the table each one lists.
+VIEWS = {"logins": "radusuarios"}
+CATALOG: Catalog = {**tables.CATALOG, "logins": logins.SCHEMA}
 
 
 class IxcConnector:
     """IXC Provedor webservice v1. ``rng`` seeds the retry jitter (None for a fresh one; pass one in tests)."""
 
-    CATALOG: ClassVar[Catalog] = tables.CATALOG
+    CATALOG: ClassVar[Catalog] = CATALOG
 
     def __init__(
         self, config: SystemConfig, session: aiohttp.ClientSession, *, rng: random.Random | None = None
     ) -> None:
         self.system = config.name
         self._client = IxcClient(config, session, rng=rng)
+        self._logins = logins.LoginJoin(self._client)
 
     @classmethod
     def catalog(cls) -> Catalog:
@@ -54,21 +60,23 @@ class IxcConnector:
         self, collection: str, *, since: str | None = None, deleted: bool = False
     ) -> AsyncIterator[Sequence[Record]]:
         table = self._table(collection)
+        view = collection if collection in VIEWS else ""
         if deleted:
             raise errors.ConfigError(f"{self.system}: IXC cannot list deleted {collection} rows")
         if since is None:
-            return self._records(table, [], sortname="id")
-        if not table.incremental:
+            return self._records(table, [], sortname="id", view=view)
+        if not self.CATALOG[collection].incremental:
             raise errors.ConfigError(f"{self.system} {collection} has no ultima_atualizacao to stream since")
         return self._records(table, [Cond("ultima_atualizacao", ">=", since)], sortname="ultima_atualizacao")
 
     async def fetch_by_ids(self, collection: str, ids: Sequence[str]) -> list[Record]:
         table = self._table(collection)
+        view = collection if collection in VIEWS else ""
         unique = list(dict.fromkeys(ids))
         out: list[Record] = []
         for start in range(0, len(unique), IN_BATCH):
             batch = unique[start : start + IN_BATCH]
-            async for page in self._records(table, [in_cond("id", batch)]):
+            async for page in self._records(table, [in_cond("id", batch)], view=view):
                 out.extend(page)
         return out
 
@@ -78,9 +86,13 @@ class IxcConnector:
         secret = [c for c in wanted if table.is_secret(c)]
         if secret:
             raise errors.ConfigError(f"{self.system} {collection}: cannot match on {', '.join(secret)}")
-        conds = [Cond(column, "=", value) for column, value in wanted.items()]
+        unknown = set(wanted) - self.CATALOG[collection].fields
+        if unknown:
+            raise errors.ConfigError(f"{self.system} {collection}: no field(s) {', '.join(sorted(unknown))}")
+        # joined columns of a view are compared after the join, not sent as filters
+        conds = [Cond(column, "=", value) for column, value in wanted.items() if column in table.columns]
         out: list[Record] = []
-        async for page in self._records(table, conds):
+        async for page in self._records(table, conds, view=collection if collection in VIEWS else ""):
             out.extend(r for r in page if all(r.fields.get(c) == v for c, v in wanted.items()))
         return out
 
@@ -102,30 +114,39 @@ class IxcConnector:
         await self._client.put(table.name, record_id, body)
 
     async def delete(self, collection: str, record_id: str) -> None:
-        table = self._table(collection)
+        table = self._writable(collection, {})
         await self._client.delete(table.name, record_id)
+
+    async def operate(self, collection: str, record_id: str, operation: str, args: Fields) -> None:
+        self._table(collection)
+        raise errors.ConfigError(f"{self.system} {collection} has no operation {operation!r}")
 
     # -- internals ------------------------------------------------------------------------------------------
 
     def _table(self, collection: str) -> tables.Table:
-        table = tables.TABLES.get(collection)
+        table = tables.TABLES.get(VIEWS.get(collection, collection))
         if table is None:
-            known = ", ".join(sorted(tables.TABLES))
+            known = ", ".join(sorted(self.CATALOG))
             raise errors.ConfigError(f"{self.system}: unknown collection {collection!r} (known: {known})")
         return table
 
     def _writable(self, collection: str, fields: Mapping[str, Value]) -> tables.Table:
         table = self._table(collection)
+        if collection in VIEWS:
+            raise errors.ConfigError(f"{self.system} {collection} is a read-only view")
         extra = set(fields) - table.writable
         if extra:
             raise errors.ConfigError(f"{self.system} {collection}: not writable: {', '.join(sorted(extra))}")
         return table
 
     async def _records(
-        self, table: tables.Table, conds: Sequence[Cond], *, sortname: str = "id"
+        self, table: tables.Table, conds: Sequence[Cond], *, sortname: str = "id", view: str = ""
     ) -> AsyncIterator[list[Record]]:
         async for rows in self._client.pages(table.name, conds, sortname=sortname):
-            yield _to_records(table, rows)
+            if view:
+                yield await self._logins.records(rows)
+            else:
+                yield _to_records(table, rows)
 
 
 def _to_records(table: tables.Table, rows: list[dict[str, str]]) -> list[Record]:

@@ -89,13 +89,16 @@ class OzmapClient:
         *,
         filter: Filter | None = None,
         sort: Sort | None = None,
+        populate: str | None = None,
     ) -> views.Page[T]:
-        """One list page."""
+        """One list page (``populate``: a reference field to expand, e.g. ``client``)."""
         params = {"page": str(request.number), "limit": str(request.size)}
         if filter:
             params["filter"] = msgspec.json.encode(filter).decode()
         if sort:
             params["sort"] = msgspec.json.encode(sort).decode()
+        if populate:
+            params["populate"] = populate
         path = f"/{resource}"
         return await self.transport.request(
             "GET", path, params=params, decode=self._decoder(decoder, "GET", path)
@@ -109,11 +112,12 @@ class OzmapClient:
         filter: Filter | None = None,
         sort: Sort | None = None,
         what: str = "",
+        populate: str | None = None,
     ) -> AsyncIterator[list[T]]:
         """Every row of a listing, page by page (complete or ``SnapshotIncomplete``)."""
 
         async def fetch(request: paging.PageRequest) -> tuple[int, list[T]]:
-            page = await self.page(resource, decoder, request, filter=filter, sort=sort)
+            page = await self.page(resource, decoder, request, filter=filter, sort=sort, populate=populate)
             return page.total, page.rows
 
         plan = paging.OffsetPaging(self.page_size, what=what or f"{self.transport.system} {resource}")
@@ -126,16 +130,21 @@ class OzmapClient:
         *,
         filter: Filter | None = None,
         sort: Sort | None = None,
+        populate: str | None = None,
     ) -> list[T]:
         """Every row of a listing, in one list."""
         out: list[T] = []
-        async for rows in self.pages(resource, decoder, filter=filter, sort=sort):
+        async for rows in self.pages(resource, decoder, filter=filter, sort=sort, populate=populate):
             out.extend(rows)
         return out
 
     async def get(self, resource: str, record_id: str, decoder: msgspec.json.Decoder[T]) -> T:
         """``GET /resource/id``; NotFound when missing."""
         path = f"/{resource}/{quote(record_id, safe='')}"
+        return await self.transport.request("GET", path, decode=self._decoder(decoder, "GET", path))
+
+    async def read(self, path: str, decoder: msgspec.json.Decoder[T]) -> T:
+        """``GET path`` (e.g. the bare array of ``/properties/client/<code>``); NotFound when missing."""
         return await self.transport.request("GET", path, decode=self._decoder(decoder, "GET", path))
 
     async def create(self, resource: str, body: dict[str, Any]) -> str:
@@ -148,6 +157,27 @@ class OzmapClient:
         if not new_id:
             raise self.transport.error(errors.TerminalRemoteError, "POST", path, "created record has no id")
         return new_id
+
+    async def create_property(self, body: dict[str, Any]) -> str:
+        """``POST /properties`` with an inline client → the id of the client it created (not retried)."""
+        path = "/properties"
+        created = await self.transport.request(
+            "POST",
+            path,
+            json=body,
+            idempotent=False,
+            decode=self._decoder(views.CREATED_PROPERTY, "POST", path),
+        )
+        client_id = views.ref_id(created.client)
+        if not client_id:
+            raise self.transport.error(
+                errors.TerminalRemoteError, "POST", path, "created property has no client"
+            )
+        return client_id
+
+    async def action(self, path: str) -> None:
+        """``POST path`` with no body to an idempotent action endpoint (e.g. a drop's fibre disconnect)."""
+        await self.transport.request("POST", path, json={}, decode=_ignore)
 
     async def patch(self, resource: str, record_id: str, body: dict[str, Any]) -> None:
         """``PATCH /resource/id`` with only the changed fields (204)."""

@@ -1,122 +1,42 @@
-"""The OZmap connector: collections over API v2, including the joined ``boxes`` view.
-
-Collections (see :data:`CATALOG`):
-
-- ``boxes`` — read-only joined view (ozmap.md F11): each box with its project name, the count and summed outputs
-  of its service (``isDrop``) splitters, and the OLT feeding its first service splitter (traced by
-  :mod:`.topology`). Projects and the topology are listed once per stream, lazily; service splitters are
-  listed per page of boxes with ``parent in [≤200 ids]``.
-- ``projects``, ``olts`` — plain read views.
-- ``clients`` (``/ftth-clients``) and ``properties`` — read/write, prepared for the client integrations.
+"""The OZmap connector: the collections of :mod:`.catalog` over API v2.
 
 Every collection streams incrementally on ``updatedAt >= since`` (sorted ``updatedAt``, then ``id``) and lists
-soft-deleted records with ``deletedAt >= since``. Writes: create = POST (not retried after it may have reached the
-server), update = PATCH of the changed fields only, delete = DELETE.
+soft-deleted records with ``deletedAt >= since``. Joined views add what their records are made of:
+
+- ``connections`` also re-reads the properties of clients updated since (a client edit bumps the client, not its
+  property; a record's ``updated_at`` is the later of the two), and reports as removed the properties deleted
+  since *and* those updated since that no longer have a client (cancelled or detached);
+- ``building-splitters`` reads the buildings changed since plus the buildings of service splitters changed
+  since, and reports as removed the splitters deleted since and those of buildings deleted since.
+
+Writes: create = POST (not retried after it may have reached the server), update = PATCH of the changed fields
+only, delete = DELETE; ``reservations`` create and the ``cancel`` operation are in :mod:`.operations`.
 """
 
 from __future__ import annotations
 
-import collections
 import operator
 import random
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from typing import Any, ClassVar, NamedTuple
+from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import ClassVar
+from urllib.parse import quote
 
 import aiohttp
 import anyio
-import msgspec
 
 from reconciler import errors
 from reconciler.config import SystemConfig
 from reconciler.connectors import paging
-from reconciler.connectors.base import Catalog, CollectionSchema
-from reconciler.connectors.ozmap import mapping, views
+from reconciler.connectors.base import Catalog
+from reconciler.connectors.ozmap import joins, mapping, operations, views
+from reconciler.connectors.ozmap.catalog import CATALOG, SPECS, Spec
 from reconciler.connectors.ozmap.client import Filter, OzmapClient, Sort, batches, cond, sort_by
-from reconciler.connectors.ozmap.topology import Topology, summarize
 from reconciler.model import Fields, Record, Value
 
+__all__ = ["CATALOG", "OzmapConnector"]
+
 _record_id = operator.attrgetter("id")
-
-BOX_FIELDS = frozenset(
-    {
-        "id", "name", "project_id", "project_name", "implanted", "draft", "lat", "lng", "observation",
-        "address", "service_splitters", "service_ports", "olt_ip", "olt_name",
-    }
-)  # fmt: skip
-CLIENT_WRITABLE = frozenset(mapping.CLIENT_PLAIN) | frozenset(mapping.CLIENT_ONU)
-PROPERTY_WRITABLE = frozenset(mapping.PROPERTY_PLAIN) | {"lat", "lng"}
-
-CATALOG: Catalog = {
-    "boxes": CollectionSchema(
-        fields=BOX_FIELDS,
-        incremental=True,
-        deletions=True,
-        description="Boxes joined with project name, service splitters/ports and the OLT feeding them",
-    ),
-    "projects": CollectionSchema(
-        fields=frozenset({"id", "name"}), incremental=True, deletions=True, description="Projects"
-    ),
-    "olts": CollectionSchema(
-        fields=frozenset({"id", "name", "ip"}), incremental=True, deletions=True, description="OLT chassis"
-    ),
-    "clients": CollectionSchema(
-        fields=CLIENT_WRITABLE | {"id"},
-        writable=CLIENT_WRITABLE,
-        incremental=True,
-        deletions=True,
-        description="FTTH clients (/ftth-clients); onu_* travel as one onu object",
-    ),
-    "properties": CollectionSchema(
-        fields=PROPERTY_WRITABLE | {"id", "drop_id"},
-        writable=PROPERTY_WRITABLE,
-        incremental=True,
-        deletions=True,
-        description="Client premises with box, splitter (connections[0]) and port",
-    ),
-}
-
-
-class _Spec(NamedTuple):
-    """How one collection maps onto the API."""
-
-    resource: str
-    decoder: msgspec.json.Decoder[views.Page[Any]]
-    to_record: Callable[..., Record]
-    filters: Mapping[str, str]  # record field → filterable API property
-    body: Callable[[Mapping[str, Value], Mapping[str, Value] | None], dict[str, Any]] | None = None
-    one: msgspec.json.Decoder[Any] | None = None  # decoder of GET /resource/id
-    needs_current: frozenset[str] = frozenset()  # changed fields that need the current record to be written
-
-
-_SPECS: dict[str, _Spec] = {
-    "boxes": _Spec(
-        "boxes",
-        views.BOXES,
-        mapping.bare_box_record,
-        {f: f for f in ("id", "name", "implanted", "draft", "observation", "address")}
-        | {"project_id": "project"},
-    ),
-    "projects": _Spec("projects", views.PROJECTS, mapping.project_record, {"id": "id", "name": "name"}),
-    "olts": _Spec("olts", views.OLTS, mapping.olt_record, {"id": "id", "name": "name", "ip": "ip"}),
-    "clients": _Spec(
-        "ftth-clients",
-        views.CLIENTS,
-        mapping.client_record,
-        {"id": "id", **mapping.CLIENT_PLAIN} | {f: f"onu.{api}" for f, api in mapping.CLIENT_ONU.items()},
-        mapping.client_body,
-        views.CLIENT,
-        frozenset(mapping.CLIENT_ONU),
-    ),
-    "properties": _Spec(
-        "properties",
-        views.PROPERTIES,
-        mapping.property_record,
-        {"id": "id", **{k: v for k, v in mapping.PROPERTY_PLAIN.items() if k not in ("splitter_id", "port")}},
-        mapping.property_body,
-        views.PROPERTY,
-        frozenset({"lat", "lng"}),
-    ),
-}
+_SINCE = sort_by("updatedAt", "id")
 
 
 class OzmapConnector:
@@ -140,43 +60,76 @@ class OzmapConnector:
     def stream(
         self, collection: str, *, since: str | None = None, deleted: bool = False
     ) -> AsyncIterator[Sequence[Record]]:
+        if collection == "building-splitters":
+            return self._building_splitters(since, deleted=deleted)
         spec = self._spec(collection)
         if deleted:
             window: Filter = [cond("deletedAt", ">=", since) if since else cond("deletedAt", "exists", True)]
-            return self._records(spec, window, sort_by("deletedAt", "id"), deleted=True)
+            gone = self._records(spec, window, sort_by("deletedAt", "id"), deleted=True)
+            return self._detached(gone, since) if spec.join == "connections" else gone
         if since:
-            return self._records(spec, [cond("updatedAt", ">=", since)], sort_by("updatedAt", "id"))
+            since_stream = self._records(spec, [cond("updatedAt", ">=", since)], _SINCE)
+            return self._with_clients(since_stream, since) if spec.join == "connections" else since_stream
         return self._records(spec, None, None)
 
     async def fetch_by_ids(self, collection: str, ids: Sequence[str]) -> list[Record]:
-        spec = self._spec(collection)
-        out: list[Record] = []
-        for batch in batches(list(dict.fromkeys(ids))):
-            async for page in self._records(spec, [cond("id", "in", list(batch))], None):
-                out.extend(page)
-        return out
+        chunks = batches(list(dict.fromkeys(ids)))
+        found: list[list[Record]] = [[] for _ in chunks]
+        failures: list[Exception] = []
+        shared = joins.Shared(self._client)  # project names and topology: listed once for all the batches
+
+        async def one(n: int, batch: Sequence[str]) -> None:
+            try:
+                if collection == "building-splitters":
+                    found[n] = await self._splitters_by_id(list(batch))
+                    return
+                condition = [cond("id", "in", list(batch))]
+                async for page in self._records(self._spec(collection), condition, None, shared=shared):
+                    found[n].extend(page)
+            except Exception as exc:  # raised once the group is done, as the sequential loop would
+                failures.append(exc)
+
+        # batches run side by side; the transport's gate keeps the requests in flight at `concurrency`
+        async with anyio.create_task_group() as tg:
+            for n, batch in enumerate(chunks):
+                tg.start_soon(one, n, batch)
+        if failures:
+            raise failures[0]
+        return [record for rows in found for record in rows]
 
     async def find(self, collection: str, match: Mapping[str, Value]) -> list[Record]:
-        spec = self._spec(collection)
-        unknown = set(match) - self.CATALOG[collection].fields
+        unknown = set(match) - self.CATALOG[collection].fields if collection in self.CATALOG else set()
         if unknown:
             raise errors.ConfigError(f"{self.system} {collection}: no field(s) {', '.join(sorted(unknown))}")
-        server = [cond(spec.filters[k], "=", v) for k, v in match.items() if k in spec.filters]
-        out: list[Record] = []
-        async for page in self._records(spec, server or None, None):
-            out.extend(r for r in page if all(_same(r.fields.get(k), v) for k, v in match.items()))
-        return out
+        if collection == "building-splitters":
+            found = [r async for page in self._building_splitters(None) for r in page]
+        elif collection == "connections" and isinstance(match.get("code"), str):
+            found = await self._connections_of(str(match["code"]))
+        else:
+            spec = self._spec(collection)
+            server = [cond(spec.filters[k], "=", v) for k, v in match.items() if k in spec.filters]
+            found = [r async for page in self._records(spec, server or None, None) for r in page]
+        return [r for r in found if all(_same(r.fields.get(k), v) for k, v in match.items())]
 
     async def create(self, collection: str, fields: Fields) -> str:
         spec = self._writable(collection, fields)
+        if collection == "reservations":
+            return await operations.create_reservation(self._client, fields)
         assert spec.body is not None
         return await self._client.create(spec.resource, spec.body(fields, None))
 
     async def update(self, collection: str, record_id: str, changes: Fields) -> None:
         spec = self._writable(collection, changes)
-        assert spec.body is not None
         if not changes:
             return
+        if collection == "reservations":  # the client behind the reservation
+            extra = set(changes) - set(mapping.CLIENT_PLAIN)
+            if extra:
+                raise errors.ConfigError(
+                    f"{self.system} reservations: not updatable: {', '.join(sorted(extra))}"
+                )
+            spec = SPECS["clients"]
+        assert spec.body is not None
         current: Mapping[str, Value] | None = None
         if spec.needs_current & changes.keys() and spec.one is not None:
             view = await self._client.get(spec.resource, record_id, spec.one)
@@ -184,38 +137,56 @@ class OzmapConnector:
         await self._client.patch(spec.resource, record_id, spec.body(changes, current))
 
     async def delete(self, collection: str, record_id: str) -> None:
-        spec = self._spec(collection)
-        if spec.body is None:
-            raise errors.ConfigError(f"{self.system} {collection} is read-only")
+        spec = self._writable(collection, {})
         await self._client.delete(spec.resource, record_id)
+
+    async def operate(self, collection: str, record_id: str, operation: str, args: Fields) -> None:
+        known = self.CATALOG.get(collection)
+        if known is None or operation not in known.operations:
+            raise errors.ConfigError(f"{self.system} {collection} has no operation {operation!r}")
+        await operations.cancel(self._client, record_id, args)
 
     # -- internals ------------------------------------------------------------------------------------------
 
-    def _spec(self, collection: str) -> _Spec:
-        spec = _SPECS.get(collection)
+    def _spec(self, collection: str) -> Spec:
+        spec = SPECS.get(collection)
         if spec is None:
-            known = ", ".join(sorted(_SPECS))
+            known = ", ".join(sorted(self.CATALOG))
             raise errors.ConfigError(f"{self.system}: unknown collection {collection!r} (known: {known})")
         return spec
 
-    def _writable(self, collection: str, fields: Mapping[str, Value]) -> _Spec:
+    def _writable(self, collection: str, fields: Mapping[str, Value]) -> Spec:
         spec = self._spec(collection)
         schema = self.CATALOG[collection]
-        if spec.body is None:
+        if not schema.writable:
             raise errors.ConfigError(f"{self.system} {collection} is read-only")
         extra = set(fields) - schema.writable
         if extra:
             raise errors.ConfigError(f"{self.system} {collection}: not writable: {', '.join(sorted(extra))}")
-        return spec
+        return SPECS[spec.writes] if spec.writes else spec
 
     def _records(
-        self, spec: _Spec, filter: Filter | None, sort: Sort | None, *, deleted: bool = False
+        self,
+        spec: Spec,
+        filter: Filter | None,
+        sort: Sort | None,
+        *,
+        deleted: bool = False,
+        shared: joins.Shared | None = None,
     ) -> AsyncIterator[list[Record]]:
         client = self._client
-        join = _BoxJoin(client) if spec.resource == "boxes" and not deleted else None
+        join: joins.BoxJoin | joins.ConnectionJoin | None = None
+        if not deleted and spec.join == "boxes":
+            join = joins.BoxJoin(client, shared)
+        elif not deleted and spec.join == "connections":
+            join = joins.ConnectionJoin(client)
+        conditions = [*spec.base, *(filter or [])] if not deleted else filter
+        populate = spec.populate if join is not None else None
 
         async def fetch(request: paging.PageRequest) -> tuple[int, list[Record]]:
-            page = await client.page(spec.resource, spec.decoder, request, filter=filter, sort=sort)
+            page = await client.page(
+                spec.resource, spec.decoder, request, filter=conditions or None, sort=sort, populate=populate
+            )
             if join is not None:
                 return page.total, await join.records(page.rows)
             return page.total, [spec.to_record(row, deleted=deleted) for row in page.rows]
@@ -223,88 +194,93 @@ class OzmapConnector:
         plan = paging.OffsetPaging(client.page_size, what=f"{self.system} {spec.resource}")
         return paging.stream_pages(plan, fetch, key=_record_id, window=client.window)
 
+    async def _with_clients(
+        self, changed: AsyncIterator[list[Record]], since: str
+    ) -> AsyncIterator[list[Record]]:
+        """Connections changed since: properties updated since, then those of clients updated since."""
+        seen: set[str] = set()
+        async for page in changed:
+            seen.update(r.id for r in page)
+            yield page
+        clients = await self._client.collect(
+            "ftth-clients", views.CLIENTS, filter=[cond("updatedAt", ">=", since)], sort=_SINCE
+        )
+        for batch in batches([c.id for c in clients]):
+            async for page in self._records(SPECS["connections"], [cond("client", "in", list(batch))], None):
+                fresh = [r for r in page if r.id not in seen]
+                seen.update(r.id for r in fresh)
+                if fresh:
+                    yield fresh
 
-class _BoxJoin:
-    """Per-stream join state: project names and the topology index, each listed at most once, lazily."""
+    async def _detached(
+        self, gone: AsyncIterator[list[Record]], since: str | None
+    ) -> AsyncIterator[list[Record]]:
+        """Connections removed since: properties deleted, then properties updated since without a client."""
+        async for page in gone:
+            yield page
+        if since is None:
+            return
+        without_client = [cond("client", "=", None), cond("updatedAt", ">=", since)]
+        async for page in self._records(SPECS["properties"], without_client, _SINCE):
+            yield [mapping.gone_record(r.id, r.updated_at) for r in page]
 
-    def __init__(self, client: OzmapClient) -> None:
-        self._client = client
-        self._lock = anyio.Lock()
-        self._projects: dict[str, str | None] | None = None
-        self._topology: Topology | None = None
-
-    async def records(self, boxes: Sequence[views.BoxView]) -> list[Record]:
-        splitters_of = (await self._service_splitters([b.id for b in boxes])).get
-        projects = await self._project_names() if any(b.project for b in boxes) else {}
-        topology = await self._topology_index()
-        record, empty = mapping.box_record, mapping.EMPTY_SUMMARY
-        out: list[Record] = []
-        for box in boxes:  # hot loop: one iteration per box of the stream
-            items = splitters_of(box.id)
-            if items is None:
-                out.append(record(box, projects, empty, None))
-            else:
-                summary = summarize(items)
-                out.append(record(box, projects, summary, topology.olt_for(summary.first)))
-        return out
-
-    async def _service_splitters(self, box_ids: Sequence[str]) -> dict[str, list[views.ServiceSplitterView]]:
-        found: list[list[views.ServiceSplitterView]] = []
-
-        async def one(batch: Sequence[str]) -> None:
-            only_service = [cond("parent", "in", list(batch)), cond("isDrop", "=", True)]
-            found.append(
-                await self._client.collect("splitters", views.SERVICE_SPLITTERS, filter=only_service)
+    async def _connections_of(self, code: str) -> list[Record]:
+        """``GET /properties/client/<code>`` (ozmap.md F7): the client's properties, joined."""
+        try:
+            rows = await self._client.read(
+                f"/properties/client/{quote(code, safe='')}", views.CONNECTION_LIST
             )
+        except errors.NotFound:
+            return []
+        return await joins.ConnectionJoin(self._client).records(rows)
 
-        async with anyio.create_task_group() as tg:
-            for batch in batches(box_ids):
-                tg.start_soon(one, batch)
-        by_box: dict[str, list[views.ServiceSplitterView]] = collections.defaultdict(list)
-        for rows in found:
-            for splitter in rows:
-                if splitter.is_drop and splitter.parent is not None:
-                    by_box[splitter.parent].append(splitter)
-        return by_box
-
-    async def _project_names(self) -> dict[str, str | None]:
-        async with self._lock:
-            if self._projects is None:
-                rows = await self._client.collect("projects", views.PROJECTS)
-                self._projects = {p.id: p.name for p in rows}
-            return self._projects
-
-    async def _topology_index(self) -> Topology:
-        async with self._lock:
-            if self._topology is None:
-                self._topology = await self._load_topology()
-            return self._topology
-
-    async def _load_topology(self) -> Topology:
+    async def _building_splitters(
+        self, since: str | None, *, deleted: bool = False
+    ) -> AsyncIterator[list[Record]]:
         client = self._client
-        pons: list[views.PonView] = []
-        slots: list[views.SlotView] = []
-        olts: list[views.OltView] = []
-        network: list[views.SplitterView] = []
-
-        async def load_pons() -> None:
-            pons.extend(await client.collect("pons", views.PONS))
-
-        async def load_slots() -> None:
-            slots.extend(await client.collect("slots", views.SLOTS))
-
-        async def load_olts() -> None:
-            olts.extend(await client.collect("olts", views.OLTS))
-
-        async def load_network() -> None:
-            network.extend(
-                await client.collect("splitters", views.SPLITTERS, filter=[cond("isDrop", "=", False)])
+        join = joins.BuildingJoin(client)
+        if deleted:
+            async for page in self._gone_building_splitters(since):
+                yield page
+            return
+        if since is None:
+            async for buildings in client.pages("buildings", views.BUILDINGS):
+                yield await join.records(buildings)
+            return
+        changed = await client.collect("buildings", views.BUILDINGS, filter=[cond("updatedAt", ">=", since)])
+        splitters = await client.collect(
+            "splitters",
+            views.SERVICE_SPLITTERS,
+            filter=[cond("updatedAt", ">=", since), cond("isDrop", "=", True)],
+        )
+        known = {b.id for b in changed}
+        parents = sorted({s.parent for s in splitters if s.parent and s.parent not in known})
+        for batch in batches(parents):
+            changed += await client.collect(
+                "buildings", views.BUILDINGS, filter=[cond("id", "in", list(batch))]
             )
+        for start in range(0, len(changed), 50):
+            yield await join.records(changed[start : start + 50])
 
-        async with anyio.create_task_group() as tg:
-            for load in (load_pons, load_slots, load_olts, load_network):
-                tg.start_soon(load)
-        return Topology(pons=pons, slots=slots, olts=olts, network_splitters=network)
+    async def _gone_building_splitters(self, since: str | None) -> AsyncIterator[list[Record]]:
+        client = self._client
+        window = cond("deletedAt", ">=", since) if since else cond("deletedAt", "exists", True)
+        splitters = await client.collect("splitters", views.SERVICE_SPLITTERS, filter=[window])
+        yield [mapping.gone_record(s.id, s.deleted_at or s.updated_at) for s in splitters if s.is_drop]
+        buildings = await client.collect("buildings", views.BUILDINGS, filter=[window])
+        of_building = await joins.service_splitters(client, [b.id for b in buildings])
+        marker = {b.id: b.deleted_at or b.updated_at for b in buildings}
+        yield [mapping.gone_record(s.id, marker[p]) for p, items in of_building.items() for s in items]
+
+    async def _splitters_by_id(self, ids: list[str]) -> list[Record]:
+        client = self._client
+        splitters = await client.collect("splitters", views.SERVICE_SPLITTERS, filter=[cond("id", "in", ids)])
+        parents = sorted({s.parent for s in splitters if s.parent and s.is_drop})
+        if not parents:
+            return []
+        buildings = await client.collect("buildings", views.BUILDINGS, filter=[cond("id", "in", parents)])
+        wanted = set(ids)
+        return [r for r in await joins.BuildingJoin(client).records(buildings) if r.id in wanted]
 
 
 def _same(actual: Value, wanted: Value) -> bool:

@@ -108,6 +108,78 @@ def property_record(prop: views.PropertyView, *, deleted: bool = False) -> Recor
     return Record(id=prop.id, fields=fields, updated_at=marker, deleted=deleted)
 
 
+def building_splitter_record(
+    building: views.BuildingView,
+    splitter: views.ServiceSplitterView,
+    project_names: Mapping[str, str | None],
+    olt: views.OltView | None,
+) -> Record:
+    """One row of ``building-splitters``: a service splitter of a building, named ``"<building> - <splitter>"``."""
+    project = building.project or splitter.project
+    fields: Fields = {
+        "id": splitter.id,
+        "name": f"{building.name or building.id} - {splitter.name or splitter.id}",
+        "splitter_name": splitter.name,
+        "building_id": building.id,
+        "building_name": building.name,
+        "project_id": project,
+        "project_name": project_names.get(project) if project else None,
+        "capacity": splitter.ratio.output if splitter.ratio is not None else 0,
+        "lat": building.lat,
+        "lng": building.lng,
+        "olt_ip": olt.ip if olt is not None else None,
+        "olt_name": olt.name if olt is not None else None,
+    }
+    return Record(id=splitter.id, fields=fields, updated_at=max(building.updated_at, splitter.updated_at))
+
+
+def connection_record(prop: views.ConnectionView, offsets: Mapping[str, int]) -> Record:
+    """One row of ``connections``: a property with its client, box (or building), splitter and port.
+
+    ``box_port`` numbers the port as the box counts it: ports run on across the box's service splitters in
+    (name, id) order (``offsets``: splitter id → ports before it); in a building each splitter is its own box.
+    """
+    client = (
+        prop.client
+        if isinstance(prop.client, views.PopulatedClient)
+        else views.PopulatedClient(id=prop.client)
+    )
+    connection = prop.connections[0] if prop.connections else views.Connection()
+    building = views.ref_id(prop.parent)
+    port = connection.port
+    box_port = port
+    if port is not None and building is None:
+        offset = offsets.get(connection.id or "")
+        box_port = None if offset is None else offset + port
+    fields: Fields = {
+        "id": prop.id,
+        "code": client.code,
+        "client_id": client.key,
+        "client_name": client.name,
+        "implanted": client.implanted,
+        "status": client.status,
+        "project_id": prop.project,
+        "box_id": views.ref_id(prop.box),
+        "building_id": building,
+        "splitter_id": connection.id,
+        "splitter_name": connection.name,
+        "port": port,
+        "box_port": box_port,
+        "drop_id": views.ref_id(prop.drop),
+        "address": prop.address,
+        "observation": prop.observation,
+        "lat": prop.lat,
+        "lng": prop.lng,
+        "potency_read": prop.potency_read,
+    }
+    return Record(id=prop.id, fields=fields, updated_at=max(prop.updated_at, client.updated_at))
+
+
+def gone_record(record_id: str, marker: str) -> Record:
+    """A record reported as removed (soft-deleted, or no longer part of a view)."""
+    return Record(id=record_id, fields={"id": record_id}, updated_at=marker, deleted=True)
+
+
 #: clients: record field → API property
 CLIENT_PLAIN = {f: f for f in ("code", "name", "observation", "implanted", "certified", "status")}
 CLIENT_ONU = {

@@ -37,12 +37,12 @@ def summarize(items: Sequence[ServiceSplitterView]) -> ServiceSummary:
         return ServiceSummary(1, only.ratio.output if only.ratio is not None else 0, only)
     if not items:
         return ServiceSummary()
-    first = min(items, key=_splitter_order)
+    first = min(items, key=splitter_order)
     ports = sum(s.ratio.output for s in items if s.ratio is not None)
     return ServiceSummary(len(items), ports, first)
 
 
-def _splitter_order(splitter: ServiceSplitterView) -> tuple[str, str]:
+def splitter_order(splitter: ServiceSplitterView) -> tuple[str, str]:
     return (splitter.name or "", splitter.id)
 
 

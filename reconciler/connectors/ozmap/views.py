@@ -65,9 +65,24 @@ class ServiceSplitterView(msgspec.Struct):
     id: str
     name: str | None = None
     parent: str | None = None
+    project: str | None = None
     is_drop: bool = msgspec.field(default=False, name="isDrop")
     ratio: Ratio | None = None
     connectables: Inputs | None = None
+    updated_at: str = msgspec.field(default="", name="updatedAt")
+    deleted_at: str | None = msgspec.field(default=None, name="deletedAt")
+
+
+class BuildingView(msgspec.Struct):
+    """A building (vertical condominium): its service splitters become IXC boxes."""
+
+    id: str
+    name: str | None = None
+    project: str | None = None
+    lat: float | None = None
+    lng: float | None = None
+    updated_at: str = msgspec.field(default="", name="updatedAt")
+    deleted_at: str | None = msgspec.field(default=None, name="deletedAt")
 
 
 class PonView(msgspec.Struct):
@@ -133,6 +148,7 @@ class Ref(msgspec.Struct):
 class Connection(msgspec.Struct):
     id: str | None = None
     port: int | None = None
+    name: str | None = None
 
 
 class PropertyView(msgspec.Struct):
@@ -149,6 +165,48 @@ class PropertyView(msgspec.Struct):
     connections: list[Connection] = []
     updated_at: str = msgspec.field(default="", name="updatedAt")
     deleted_at: str | None = msgspec.field(default=None, name="deletedAt")
+
+
+class PopulatedClient(msgspec.Struct):
+    """A client populated into a property (some endpoints give only ``_id``)."""
+
+    id: str | None = None
+    oid: str | None = msgspec.field(default=None, name="_id")
+    code: str | None = None
+    name: str | None = None
+    implanted: bool = False
+    status: int = 0
+    updated_at: str = msgspec.field(default="", name="updatedAt")
+
+    @property
+    def key(self) -> str | None:
+        return self.id or self.oid
+
+
+class ConnectionView(msgspec.Struct):
+    """A property read with ``populate=client``: the premises, its client, box, splitter and port."""
+
+    id: str
+    project: str | None = None
+    box: str | Ref | None = None
+    parent: str | Ref | None = None
+    client: PopulatedClient | str | None = None
+    drop: str | Ref | None = None
+    address: str | None = None
+    observation: str | None = None
+    lat: float | None = None
+    lng: float | None = None
+    potency_read: float | None = msgspec.field(default=None, name="potencyRead")
+    connections: list[Connection] = []
+    updated_at: str = msgspec.field(default="", name="updatedAt")
+    deleted_at: str | None = msgspec.field(default=None, name="deletedAt")
+
+
+class CreatedProperty(msgspec.Struct):
+    """Answer of ``POST /properties``: the new property and the id of the client it created."""
+
+    id: str | None = None
+    client: str | Ref | None = None
 
 
 class Created(msgspec.Struct):
@@ -173,5 +231,13 @@ PROJECTS = msgspec.json.Decoder(Page[ProjectView])
 CLIENTS = msgspec.json.Decoder(Page[ClientView])
 PROPERTIES = msgspec.json.Decoder(Page[PropertyView])
 CLIENT = msgspec.json.Decoder(ClientView)
+CONNECTIONS = msgspec.json.Decoder(Page[ConnectionView])
+CONNECTION = msgspec.json.Decoder(ConnectionView)
+CONNECTION_LIST = msgspec.json.Decoder(list[ConnectionView])
+BUILDINGS = msgspec.json.Decoder(Page[BuildingView])
+BUILDING = msgspec.json.Decoder(BuildingView)
+BOX = msgspec.json.Decoder(BoxView)
+SPLITTER = msgspec.json.Decoder(ServiceSplitterView)
+CREATED_PROPERTY = msgspec.json.Decoder(CreatedProperty)
 CREATED = msgspec.json.Decoder(Created)
 PROPERTY = msgspec.json.Decoder(PropertyView)
