@@ -244,12 +244,11 @@ async def run_entity(
         gone=gone,
         linked_total=linked_total,
         force_compare=effective == "full",
+        hold=dict(hold or {}),
     )
     entity_plan = planning.plan(spec, data)
     if effective == "targeted":
         entity_plan = msgspec.structs.replace(entity_plan, mode="targeted")
-    if hold:
-        entity_plan = planning.hold(entity_plan, hold)
     timer.add("plan", started)
 
     result = CycleResult(

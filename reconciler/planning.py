@@ -102,6 +102,8 @@ class PlanInput(msgspec.Struct, frozen=True):
     gone: Sequence[str] = ()
     linked_total: int = 0
     force_compare: bool = False
+    hold: Mapping[str, str] = msgspec.field(default_factory=dict)
+    """Source id → reason: these records' actions are deferred (per-record backoff) and planned as skips."""
 
 
 def same_value(current: Value, desired: Value) -> bool:
@@ -204,10 +206,17 @@ def plan(spec: PlanSpec, data: PlanInput) -> EntityPlan:
     removals = 0
     for source_id in sorted(gone):
         removal = _plan_removal(spec, data, source_id)
-        if removal is not None:
-            actions.append(removal)
-            removals += 1
+        if removal is None:
+            continue
+        reason = data.hold.get(source_id)
+        if reason is not None:  # held removals will not run this cycle, so they do not count for the guard
+            actions.append(Skip(source_id, reason, removal.label))
+            continue
+        actions.append(removal)
+        removals += 1
 
+    if data.hold:
+        actions = [_held(a, data.hold) for a in actions]
     actions.sort(key=_order)
     guard = _guard(spec, data, removals)
     return EntityPlan(
@@ -350,14 +359,9 @@ def _describe(key: Mapping[str, Value]) -> str:
     return " + ".join(f"{k}={v!r}" for k, v in key.items())
 
 
-def hold(entity_plan: EntityPlan, reasons: Mapping[str, str]) -> EntityPlan:
-    """Turn the changing actions of held source ids into skips carrying the hold's reason."""
-    actions: list[Action] = []
-    for action in entity_plan.actions:
-        reason = reasons.get(action.source_id)
-        if reason is not None and not isinstance(action, Skip | Quarantine):
-            actions.append(Skip(action.source_id, reason, action.label))
-        else:
-            actions.append(action)
-    actions.sort(key=_order)
-    return msgspec.structs.replace(entity_plan, actions=tuple(actions))
+def _held(action: Action, reasons: Mapping[str, str]) -> Action:
+    """A held source id's changing action becomes a skip carrying the hold's reason."""
+    reason = reasons.get(action.source_id)
+    if reason is None or isinstance(action, Skip | Quarantine):
+        return action
+    return Skip(action.source_id, reason, action.label)

@@ -346,3 +346,29 @@ def test_plans_are_deterministic_and_never_remove_present_sources(world, rnd: ra
     assert msgspec.json.encode(a) == msgspec.json.encode(b)
     removed = {x.source_id for x in a.actions if isinstance(x, Inactivate)}
     assert not removed & set(sources)
+
+
+def test_held_records_become_skips_and_held_removals_do_not_trip_the_guard() -> None:
+    links = {f"b{i}": planning.LinkState(str(i), "h") for i in range(4)}
+    targets = [target(str(i)) for i in range(4)]
+    hold = {"b0": "backing off after 3 failures until 12:03:10 UTC", "new": "backing off after 1 failures"}
+    data = planning.PlanInput(
+        mode="incremental",
+        normalized=[desired("new", "CTO-9")],
+        links=links,
+        targets={t.id: t for t in targets},
+        claimed_targets=frozenset(link.target_id for link in links.values()),
+        gone=["b0"],
+        linked_total=4,
+        hold=hold,
+    )
+    plan = planning.plan(msgspec.structs.replace(SPEC, max_inactivate_share=0.1), data)
+    assert [(type(a), a.source_id, a.reason) for a in plan.actions] == [
+        (Skip, "b0", hold["b0"]),
+        (Skip, "new", hold["new"]),
+    ]
+    assert plan.guard == ""  # 1 of 4 would be 25% > 10%, but the held removal does not run
+    unheld = planning.plan(
+        msgspec.structs.replace(SPEC, max_inactivate_share=0.1), msgspec.structs.replace(data, hold={})
+    )
+    assert "would remove 1 of 4" in unheld.guard
