@@ -7,6 +7,8 @@
    OZmap (the ERP's name wins) and cancel a login in IXC (its OZmap client is detached);
 5. ``plan`` (incremental): exactly those changes;
 6. ``sync`` again, then ``plan`` once more: nothing to do;
+7. ArchOLT ↔ OZmap (seed 003) the same way: plan, sync, a technician provisions an ONU and deprovisions another in
+   ArchOLT, the incremental plan (a client created, one removed), sync, and a clean plan;
 and write an HTML report of the first sync.
 """
 
@@ -24,6 +26,7 @@ from reconciler import report
 from reconciler.engine import Engine, IntegrationRun
 
 INTEGRATION = "ozmap-ixc"
+ARCHOLT = "archolt-ozmap"
 
 
 def _banner(text: str) -> None:
@@ -67,13 +70,37 @@ async def _client_edits(ozmap_url: str, ixc_url: str, engine: Engine) -> list[st
     return [f"renamed OZmap client {renamed}", f"cancelled IXC login {cancelled} (inactive, no contract)"]
 
 
+async def _technician(archolt_url: str, engine: Engine) -> list[str]:
+    """In ArchOLT: provision a new ONU on the CTO of an ONU that has a client, and deprovision that ONU."""
+    links = await engine.store.links(ARCHOLT, "clients")
+    active = sorted(sid for sid, row in links.items() if row.state == "active")
+    if not active:
+        return []
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"{archolt_url}/_sandbox/store/onus/{active[0]}") as resp:
+            resp.raise_for_status()
+            onu = await resp.json()
+        body = {k: onu[k] for k in ("olt_id", "slot", "pon")}
+        body.update(serial="DEMO0000CAFE", model=onu["model"], cto_id=onu["cto"]["id"], login="demo.cliente")
+        async with http.post(f"{archolt_url}/_sandbox/provision", json=body) as resp:
+            resp.raise_for_status()
+            new = await resp.json()
+        async with http.delete(f"{archolt_url}/_sandbox/store/onus/{active[0]}") as resp:
+            resp.raise_for_status()
+    cto = onu["cto"]["name"]
+    return [
+        f"provisioned ONU {new['id']} (DEMO0000CAFE) on {cto}",
+        f"deprovisioned ONU {active[0]} ({onu['serial']})",
+    ]
+
+
 async def run(*, report_path: Path, scale: int, seed: int) -> int:
     """Run the demo; returns 0 when the final plan is empty (the engine converged)."""
     from reconciler.sandbox import runner
 
     with tempfile.TemporaryDirectory(prefix="reconciler-demo-") as tmp:
         started = time.perf_counter()
-        async with runner.running(["ozmap", "ixc"], seed=seed, scale=scale) as sandboxes:
+        async with runner.running(["ozmap", "ixc", "archolt"], seed=seed, scale=scale) as sandboxes:
             cfg_path = sandboxes.write_config(Path(tmp) / "demo.toml")
             _banner(f"Sandboxes up in {time.perf_counter() - started:.1f}s (seed {seed}, scale {scale})")
             for system in sandboxes:
@@ -108,5 +135,18 @@ async def run(*, report_path: Path, scale: int, seed: int) -> int:
                 await engine.run(INTEGRATION, apply=True)
                 final: IntegrationRun = await engine.run(INTEGRATION, mode="full")
                 print(report.render_text(final.plan))
+
+                _banner("6. ArchOLT ↔ OZmap: dry run, then sync")
+                print(report.render_text((await engine.run(ARCHOLT, mode="full")).plan))
+                arch = await engine.run(ARCHOLT, mode="full", apply=True)
+                print(report.render_text(arch.plan, arch.outcomes))
+
+                _banner("7. A technician in ArchOLT; the incremental plan, sync, plan again")
+                for line in await _technician(sandboxes["archolt"].url, engine):
+                    print(f"   {line}")
+                print(report.render_text((await engine.run(ARCHOLT)).plan))
+                await engine.run(ARCHOLT, apply=True)
+                arch_final = await engine.run(ARCHOLT, mode="full")
+                print(report.render_text(arch_final.plan))
         print(f"\nHTML report of the first sync: {report_path}")
-        return 0 if final.plan.changes == 0 else 2
+        return 0 if final.plan.changes == 0 and arch_final.plan.changes == 0 else 2

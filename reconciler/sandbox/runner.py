@@ -13,7 +13,8 @@ config with its secret files, then serves until SIGINT/SIGTERM.
 
 Credentials derive from the seed, so one seed always yields the same key/token: OZmap gets an API key shaped like
 OZmap's own (an HS256 JWT with ``module: "api"``, no ``exp``) plus a login/password pair; IXC gets a
-``"<user id>:<64 hex>"`` token. Ports: ``port_base`` 0 picks free ports; otherwise OZmap listens on ``port_base``,
+``"<user id>:<64 hex>"`` token; ArchOLT a ``read_write`` Bearer token, its install built from the world's OZmap
+OLTs and boxes (:mod:`~reconciler.sandbox.generate_archolt`). Ports: ``port_base`` 0 picks free ports; otherwise OZmap listens on ``port_base``,
 IXC on ``port_base + 1`` (later systems continue the sequence).
 
 Generation is synchronous and runs before the servers start (about a minute at scale 1 000 000). Like every
@@ -36,12 +37,13 @@ import sys
 import time
 from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
-from reconciler.sandbox import ixc, ozmap
+from reconciler.sandbox import archolt, generate_archolt, ixc, ozmap
 from reconciler.sandbox.faults import Faults
 from reconciler.sandbox.generate import World
 
@@ -57,11 +59,11 @@ __all__ = [
     "running",
 ]
 
-SYSTEMS = ("ozmap", "ixc")
+SYSTEMS = ("ozmap", "ixc", "archolt")
 """Systems the runner knows, in port order (``port_base + index``)."""
 
-API_PATHS = {"ozmap": "/api/v2", "ixc": "/webservice/v1"}
-SECRET_FILES = {"ozmap": "ozmap.key", "ixc": "ixc.token"}
+API_PATHS = {"ozmap": "/api/v2", "ixc": "/webservice/v1", "archolt": "/api/v1"}
+SECRET_FILES = {"ozmap": "ozmap.key", "ixc": "ixc.token", "archolt": "archolt.token"}
 OZMAP_USER = "reconciler"
 
 
@@ -73,6 +75,7 @@ class Credentials:
     ozmap_login: str
     ozmap_password: str
     ixc_token: str
+    archolt_token: str = ""
 
 
 def _b64url(data: bytes) -> str:
@@ -94,6 +97,7 @@ def credentials(seed: int) -> Credentials:
         ozmap_login=OZMAP_USER,
         ozmap_password=hashlib.sha256(b"password:" + digest).hexdigest()[:20],
         ixc_token=f"{10 + digest[15] % 90}:{token_hash}",
+        archolt_token=hashlib.sha256(b"archolt:" + digest).hexdigest()[:40],
     )
 
 
@@ -164,6 +168,8 @@ class Sandboxes:
         if "ozmap" in self and "ixc" in self:
             lines += ["", "[integrations.ozmap-ixc]", "", "[integrations.ozmap-ixc.options]"]
             lines.append("create_box_without_olt = false")
+        if "ozmap" in self and "archolt" in self:
+            lines += ["", "[integrations.archolt-ozmap]"]
         return "\n".join(lines) + "\n"
 
     def write_config(
@@ -214,6 +220,13 @@ def _build_apps(
     if "ixc" in wanted:
         app = ixc.create_app(ixc_store)
         apps["ixc"] = (app, ixc_store, app[ixc.FAULTS_KEY], creds.ixc_token)
+    if "archolt" in wanted:  # an ArchOLT install mirroring the world's OZmap OLTs and boxes
+        arch_store = archolt.ArcholtStore(tokens={creds.archolt_token: "read_write"})
+        now = datetime.fromtimestamp(arch_store.now(), UTC)
+        for name, rows in generate_archolt.world_rows(world, now=now).items():
+            arch_store.load(name, rows)
+        app = archolt.create_app(arch_store)
+        apps["archolt"] = (app, arch_store, app[archolt.FAULTS_KEY], creds.archolt_token)
     return apps
 
 
@@ -324,6 +337,8 @@ def _report(sandboxes: Sandboxes, args: argparse.Namespace) -> None:
         if system.name == "ozmap":
             out.append(f"  api key:  {creds.ozmap_key}")
             out.append(f"  login:    {creds.ozmap_login} / {creds.ozmap_password}")
+        elif system.name == "archolt":
+            out.append(f"  token:    {creds.archolt_token}  (Bearer)")
         else:
             out.append(f"  token:    {creds.ixc_token}")
         out.append(f"  control:  {system.control_url}")

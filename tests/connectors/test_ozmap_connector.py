@@ -123,6 +123,7 @@ async def test_boxes_view_joins_projects_service_splitters_and_the_feeding_olt(o
         "id": BOX_A, "name": "CTO-A", "project_id": P1, "project_name": "Centro", "implanted": True,
         "draft": False, "lat": -27.59, "lng": -48.55, "observation": "obs CTO-A", "address": "Rua CTO-A",
         "service_splitters": 2, "service_ports": 24, "olt_ip": "10.0.0.7", "olt_name": "OLT-FH-3",
+        "olt_id": OLT1,
     }  # fmt: skip
     assert records[BOX_A].updated_at == "2025-03-02T10:00:00.000Z" and not records[BOX_A].deleted
     b = records[BOX_B].fields

@@ -112,4 +112,6 @@ async def test_demo_shows_every_entity_and_converges(
     assert code == 0, out[-3000:]
     for name in ENTITIES:
         assert f"== ozmap-ixc/{name} " in out
+    for name in ("olt-map", "boxes", "clients"):  # seed 003 runs after
+        assert f"== archolt-ozmap/{name} " in out
     assert "in sync: nothing to do" in out.split("### 5.")[-1]

@@ -3,7 +3,8 @@
 Collections:
 
 - ``boxes`` — read-only joined view (ozmap.md F11): each box with its project name, the count and summed outputs
-  of its service (``isDrop``) splitters, and the OLT feeding its first service splitter.
+  of its service (``isDrop``) splitters, and the OLT feeding its first service splitter (``olt_id``, ``olt_ip``,
+  ``olt_name``).
 - ``building-splitters`` — read-only joined view: one record per service splitter of a building (vertical
   condominium), named ``"<building> - <splitter>"``, with the building's project and position, the splitter's
   outputs and the OLT feeding it (seed 002 "Condominiums": each splitter becomes an IXC box).
@@ -11,9 +12,12 @@ Collections:
   status and implantation, the box or building, the splitter and port (``box_port``: the port as the box counts
   it), coordinates and read power. Writable: box/splitter/port (F6), coordinates, ``potency_read`` (F9),
   observation; ``delete`` removes property, client and drop (F4 withdrawal); operation ``cancel`` (F4 cancel).
-- ``reservations`` — create-only view over clients: a create reserves a port (F2, :mod:`.operations`), records
-  are the clients, so a reservation is found again by its code.
+- ``reservations`` — a view over clients: a create reserves a port (F2, :mod:`.operations`; with the ONU data and
+  ``auto_connect``), records are the clients, so a reservation is found again by its code; an update changes the
+  client's own fields (ONU data included); delete removes the reservation: property, client and drop (F4).
 - ``projects``, ``olts`` — plain read views; ``clients`` (``/ftth-clients``), ``properties`` — read/write.
+- ``splitters`` (every splitter of a live box/building, for the field-service replica) and ``pons`` (PONs with
+  their OLT, slot and PON numbers; ``potency`` writable) — see :mod:`.field_sync`.
 """
 
 from __future__ import annotations
@@ -24,14 +28,14 @@ from typing import Any, NamedTuple
 import msgspec
 
 from reconciler.connectors.base import Catalog, CollectionSchema
-from reconciler.connectors.ozmap import mapping, operations, views
+from reconciler.connectors.ozmap import field_sync, mapping, operations, views
 from reconciler.connectors.ozmap.client import cond
 from reconciler.model import Record, Value
 
 BOX_FIELDS = frozenset(
     {
         "id", "name", "project_id", "project_name", "implanted", "draft", "lat", "lng", "observation",
-        "address", "service_splitters", "service_ports", "olt_ip", "olt_name",
+        "address", "service_splitters", "service_ports", "olt_ip", "olt_name", "olt_id",
     }
 )  # fmt: skip
 BUILDING_SPLITTER_FIELDS = frozenset(
@@ -79,7 +83,7 @@ CATALOG: Catalog = {
         writable=operations.RESERVATION_FIELDS,
         incremental=True,
         deletions=True,
-        description="Create-only: a client reserved on a port (POST /properties); records are the clients",
+        description="A client created with its property (POST /properties); delete removes both and the drop",
     ),
     "projects": CollectionSchema(
         fields=frozenset({"id", "name"}), incremental=True, deletions=True, description="Projects"
@@ -100,6 +104,19 @@ CATALOG: Catalog = {
         incremental=True,
         deletions=True,
         description="Client premises with box, splitter (connections[0]) and port",
+    ),
+    "splitters": CollectionSchema(
+        fields=field_sync.SPLITTER_FIELDS,
+        incremental=True,
+        deletions=True,
+        description="Every splitter of a live box or building: parent, ratio, free/blocked ports, dates",
+    ),
+    "pons": CollectionSchema(
+        fields=field_sync.PON_FIELDS,
+        writable=frozenset({"potency"}),
+        incremental=True,
+        deletions=True,
+        description="PONs with their OLT and slot/PON numbers (key 'olt/slot/pon'); potency = launch dBm",
     ),
 }
 
@@ -176,4 +193,5 @@ SPECS: dict[str, Spec] = {
         join="connections",
         writes="properties",
     ),
+    "pons": Spec("pons", views.PONS, field_sync.bare_pon_record, {"id": "id"}, field_sync.pon_body),
 }

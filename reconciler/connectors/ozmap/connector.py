@@ -7,10 +7,11 @@ soft-deleted records with ``deletedAt >= since``. Joined views add what their re
   property; a record's ``updated_at`` is the later of the two), and reports as removed the properties deleted
   since *and* those updated since that no longer have a client (cancelled or detached);
 - ``building-splitters`` reads the buildings changed since plus the buildings of service splitters changed
-  since, and reports as removed the splitters deleted since and those of buildings deleted since.
+  since, and reports as removed the splitters deleted since and those of buildings deleted since;
+- ``splitters`` and ``pons`` stream through :mod:`.field_sync`.
 
 Writes: create = POST (not retried after it may have reached the server), update = PATCH of the changed fields
-only, delete = DELETE; ``reservations`` create and the ``cancel`` operation are in :mod:`.operations`.
+only, delete = DELETE; ``reservations`` create and delete and the ``cancel`` operation are in :mod:`.operations`.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from reconciler import errors
 from reconciler.config import SystemConfig
 from reconciler.connectors import paging
 from reconciler.connectors.base import Catalog
-from reconciler.connectors.ozmap import joins, mapping, operations, views
+from reconciler.connectors.ozmap import field_sync, joins, mapping, operations, views
 from reconciler.connectors.ozmap.catalog import CATALOG, SPECS, Spec
 from reconciler.connectors.ozmap.client import Filter, OzmapClient, Sort, batches, cond, sort_by
 from reconciler.model import Fields, Record, Value
@@ -62,6 +63,8 @@ class OzmapConnector:
     ) -> AsyncIterator[Sequence[Record]]:
         if collection == "building-splitters":
             return self._building_splitters(since, deleted=deleted)
+        if collection in field_sync.COLLECTIONS:  # splitters, pons
+            return field_sync.stream(self._client, collection, since, deleted=deleted)
         spec = self._spec(collection)
         if deleted:
             window: Filter = [cond("deletedAt", ">=", since) if since else cond("deletedAt", "exists", True)]
@@ -73,6 +76,8 @@ class OzmapConnector:
         return self._records(spec, None, None)
 
     async def fetch_by_ids(self, collection: str, ids: Sequence[str]) -> list[Record]:
+        if collection in field_sync.COLLECTIONS:
+            return await field_sync.fetch_by_ids(self._client, collection, ids)
         chunks = batches(list(dict.fromkeys(ids)))
         found: list[list[Record]] = [[] for _ in chunks]
         failures: list[Exception] = []
@@ -103,6 +108,8 @@ class OzmapConnector:
             raise errors.ConfigError(f"{self.system} {collection}: no field(s) {', '.join(sorted(unknown))}")
         if collection == "building-splitters":
             found = [r async for page in self._building_splitters(None) for r in page]
+        elif collection in field_sync.COLLECTIONS:
+            found = await field_sync.find(self._client, collection, match)
         elif collection == "connections" and isinstance(match.get("code"), str):
             found = await self._connections_of(str(match["code"]))
         else:
@@ -123,7 +130,7 @@ class OzmapConnector:
         if not changes:
             return
         if collection == "reservations":  # the client behind the reservation
-            extra = set(changes) - set(mapping.CLIENT_PLAIN)
+            extra = set(changes) - set(mapping.CLIENT_PLAIN) - set(mapping.CLIENT_ONU)
             if extra:
                 raise errors.ConfigError(
                     f"{self.system} reservations: not updatable: {', '.join(sorted(extra))}"
@@ -138,6 +145,9 @@ class OzmapConnector:
 
     async def delete(self, collection: str, record_id: str) -> None:
         spec = self._writable(collection, {})
+        if collection == "reservations":  # the client's property, client and drop
+            await operations.delete_reservation(self._client, record_id)
+            return
         await self._client.delete(spec.resource, record_id)
 
     async def operate(self, collection: str, record_id: str, operation: str, args: Fields) -> None:

@@ -104,6 +104,8 @@ class BoxJoin:
         self._shared = shared or Shared(client)
 
     async def records(self, boxes: Sequence[views.BoxView]) -> list[Record]:
+        if not boxes:  # an empty page (nothing changed since the cursor) needs no topology
+            return []
         splitters_of = (await service_splitters(self._client, [b.id for b in boxes])).get
         projects = await self._shared.project_names() if any(b.project for b in boxes) else {}
         topology = await self._shared.topology()

@@ -42,6 +42,7 @@ def box_record(
             "service_ports": summary.ports,
             "olt_ip": olt.ip if olt is not None else None,
             "olt_name": olt.name if olt is not None else None,
+            "olt_id": olt.id if olt is not None else None,
         },
         updated_at=box.updated_at,
     )

@@ -8,9 +8,13 @@ none) the position of that container. Where it connects:
 - ``box_id`` and a ``port`` > 0: the port as the box counts it — ports run on across the box's service splitters
   in (name, id) order (splitter 2 port 1 of two 1x16 splitters = port 17), the numbering of the ``connections``
   view's ``box_port`` and of IXC's ``ftth_porta``;
-- no port (absent or 0): ``auto_connect`` — OZmap takes the first free port (of the splitter, or of the box).
+- no port (absent or 0): ``auto_connect`` — OZmap takes the first free port (of the splitter, or of the box);
+  ``auto_connect = false`` instead leaves the client in the box without a port (ArchOLT clients, archolt.md A4).
 
+The inline client also carries the ONU data (``onu_*`` fields → OZmap's three-part ``onu`` object) when given.
 Returns the id of the client the property created, so a reservation is found again by the client's code.
+**Removal** (the collection's delete): ``DELETE /properties/<id>`` of every property of the client, which removes
+the client and the drop with it (F4), then the client itself should it have none (a 404 there means done).
 
 **Cancellation** (the ``connections`` collection's ``cancel`` operation), written to be safe to repeat after a
 failure half-way: (1) append ``"client <code> cancelled; last connection: <splitter> port <n>"`` to the property's
@@ -28,14 +32,15 @@ from typing import Any
 from urllib.parse import quote
 
 from reconciler import errors
-from reconciler.connectors.ozmap import views
-from reconciler.connectors.ozmap.client import OzmapClient
+from reconciler.connectors.ozmap import mapping, views
+from reconciler.connectors.ozmap.client import OzmapClient, cond
 from reconciler.connectors.ozmap.joins import service_splitters
 from reconciler.model import Value
 
 #: Fields of the ``reservations`` collection (a create-only view over clients).
 RESERVATION_FIELDS = frozenset(
     {"code", "name", "implanted", "box_id", "splitter_id", "port", "lat", "lng", "address", "observation"}
+    | {"auto_connect", *mapping.CLIENT_ONU}
 )
 #: Argument names of the ``cancel`` operation.
 CANCEL_ARGS = frozenset({"disconnect_drop"})
@@ -57,26 +62,39 @@ async def create_reservation(client: OzmapClient, fields: Mapping[str, Value]) -
         body["connector"], body["port"] = await _box_port(client, box_id, port)
     if not box_id:
         raise errors.ConfigError("a reservation needs box_id or splitter_id")
-    if "port" not in body:
+    if "port" not in body and fields.get("auto_connect") is not False:
         body["auto_connect"] = True
     project, lat, lng = await _container(client, box_id)
     lat = _number(fields.get("lat"), lat)
     lng = _number(fields.get("lng"), lng)
-    body.update(
-        project=project,
-        box=box_id,
-        client={
-            "code": fields.get("code"),
-            "name": fields.get("name") or "",
-            "implanted": bool(fields.get("implanted", False)),
-        },
-    )
+    client_fields: dict[str, Any] = {
+        "code": fields.get("code"),
+        "name": fields.get("name") or "",
+        "implanted": bool(fields.get("implanted", False)),
+    }
+    onu = mapping.client_body(fields).get("onu")  # present when an onu_* field is
+    if onu is not None:
+        client_fields["onu"] = onu
+    body.update(project=project, box=box_id, client=client_fields)
     if lat is not None and lng is not None:
         body["coords"] = [lng, lat]
     for key in ("address", "observation"):
         if fields.get(key) not in (None, ""):
             body[key] = fields[key]
     return await client.create_property(body)
+
+
+async def delete_reservation(client: OzmapClient, client_id: str) -> None:
+    """Remove a reservation: its properties (each takes the client and its drop along), then the client."""
+    props = await client.collect("properties", views.PROPERTIES, filter=[cond("client", "=", client_id)])
+    for prop in props:
+        with contextlib.suppress(errors.NotFound):  # removed meanwhile: the goal holds
+            await client.delete("properties", prop.id)
+    try:
+        await client.delete("ftth-clients", client_id)
+    except errors.NotFound:
+        if not props:
+            raise  # nothing of the reservation was there: tell the caller it was already gone
 
 
 async def _box_port(client: OzmapClient, box_id: str, port: int) -> tuple[str, int]:
