@@ -1,4 +1,4 @@
-"""Command-line interface: ``reconciler plan|sync|migrate|run|sandbox|demo``.
+"""Command-line interface: ``reconciler plan|sync|migrate|run|sandbox|demo|ozmap``.
 
 The only place where the event loop is started (``anyio.run``, with uvloop when installed).
 
@@ -142,6 +142,36 @@ async def _migrate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+async def _import_links(args: argparse.Namespace) -> int:
+    from reconciler import linking
+    from reconciler.engine import Engine
+
+    cfg = config_mod.load(args.config)
+    try:
+        text = await anyio.Path(args.file).read_text(encoding="utf-8-sig")
+    except OSError as exc:
+        raise ReconcilerError(f"{args.file}: cannot read: {exc.strerror}") from None
+    async with Engine.open(cfg) as engine:
+        rule = next((r for r in engine.rules(args.integration) if r.entity == args.entity), None)
+        if rule is None:
+            known = ", ".join(r.entity for r in engine.rules(args.integration))
+            raise ReconcilerError(f"unknown entity {args.entity!r} for {args.integration}; known: {known}")
+        result = await linking.import_links(
+            text, rule=rule, connectors=engine.connectors, store=engine.store, dry_run=args.dry_run
+        )
+        for line in result.report(args.file):
+            print(line, file=sys.stderr if line.startswith(f"{args.file}:") else sys.stdout)
+        if args.sync and result.written:
+            ids = [r.source_id for r in result.rows]
+            run = await engine.run(
+                args.integration, entities=[args.entity], apply=True, only={args.entity: ids}
+            )
+            print(report.render_text(run.plan, run.outcomes))
+            if run.failures:
+                return EXIT_ERROR
+    return EXIT_ERROR if result.problems else EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="reconciler",
@@ -180,6 +210,19 @@ def build_parser() -> argparse.ArgumentParser:
     p_migrate.add_argument("--config", required=True)
     p_migrate.add_argument("--initial-load", action="store_true", help="then run a first full sync and exit")
 
+    p_links = sub.add_parser(
+        "import-links",
+        help="pair records from a CSV of source_id,target_id rows (exit 0 all good, 1 bad rows: see the report)",
+    )
+    p_links.add_argument("file", help="CSV file: a source_id,target_id header, then one pair per line")
+    p_links.add_argument("--config", required=True, help="engine config file (TOML)")
+    p_links.add_argument("--integration", required=True, help="e.g. cosbe-vetro")
+    p_links.add_argument(
+        "--entity", required=True, help="e.g. service-locations (source = Vetro, target = COS BE)"
+    )
+    p_links.add_argument("--dry-run", action="store_true", help="check every row, write nothing")
+    p_links.add_argument("--sync", action="store_true", help="then sync the imported records at once")
+
     p_run = sub.add_parser(
         "run",
         help="daemon: entity cycles on their schedules, webhooks, /healthz /readyz /metrics (exit 0 on SIGTERM)",
@@ -203,6 +246,13 @@ def build_parser() -> argparse.ArgumentParser:
     p_demo.add_argument("--report", default="demo-report.html", help="HTML report path")
     p_demo.add_argument("--scale", type=int, default=1000, help="size of the generated network")
     p_demo.add_argument("--seed", type=int, default=42)
+
+    from reconciler.guide import cli as guide_cli
+
+    p_ozmap = sub.add_parser(
+        "ozmap", help="OZmap Integrator's Guide operations: feasibility, reserve, implant, power-check, ..."
+    )
+    guide_cli.add_arguments(p_ozmap)
     return parser
 
 
@@ -216,6 +266,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run_async(lambda: _plan_or_sync(args, apply=True))
         if args.command == "migrate":
             return _run_async(lambda: _migrate(args))
+        if args.command == "import-links":
+            return _run_async(lambda: _import_links(args))
         if args.command == "run":
             from reconciler.daemon import service
 
@@ -226,6 +278,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from reconciler.sandbox import runner as sandbox_runner
 
             return sandbox_runner.run(args)
+        if args.command == "ozmap":
+            from reconciler.guide import cli as guide_cli
+
+            return _run_async(lambda: guide_cli.run(args))
         if args.command == "demo":
             from reconciler import demo
 

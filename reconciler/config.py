@@ -66,6 +66,10 @@ class Secret:
         return hash(self._value)
 
 
+#: System kinds that need no credential: ``secret`` may be left out (the local SQLite replica).
+SECRETLESS_KINDS = frozenset({"replica"})
+
+
 class SecretRef(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Where a secret comes from: exactly one of an environment variable or a file."""
 
@@ -221,7 +225,11 @@ def load(path: str | os.PathLike[str], *, environ: dict[str, str] | None = None)
             name=name,
             kind=section.kind,
             url=section.url.rstrip("/"),
-            secret=_resolve_secret(section.secret, base, env, f"{cfg_path}: systems.{name}.secret"),
+            secret=(
+                Secret("")
+                if section.kind in SECRETLESS_KINDS and section.secret == SecretRef()
+                else _resolve_secret(section.secret, base, env, f"{cfg_path}: systems.{name}.secret")
+            ),
             http=section.http,
             webhook_secret=(
                 _resolve_secret(

@@ -24,6 +24,7 @@ KINDS: dict[str, str] = {
     "archolt": "reconciler.connectors.archolt.connector:ArcholtConnector",
     "vetro": "reconciler.connectors.vetro.connector:VetroConnector",
     "cosbe": "reconciler.connectors.cosbe.connector:CosbeConnector",
+    "replica": "reconciler.connectors.replica.connector:ReplicaConnector",
 }
 
 

@@ -13,6 +13,7 @@ route                                              answer
 ``POST /sync/{integration}/{entity}``              queue an on-demand cycle → 202 ``{"requested", "queued"}``;
                                                    ``?full=1``: a full resync; ``?allow-mass-removal=1``: the
                                                    operator's override of the removal guard for that cycle
+``GET /openapi.json``, ``/ozmap/...``              the OZmap Integrator's Guide API (:mod:`reconciler.guide.http`)
 =================================================  ==========================================================
 
 The two POST routes need the shared secret (signature or bearer token, see
@@ -36,6 +37,7 @@ from reconciler.daemon.metrics import CONTENT_TYPE
 from reconciler.daemon.runner import Daemon
 from reconciler.daemon.scheduling import EntityKey
 from reconciler.errors import ReconcilerError
+from reconciler.guide import http as guide_http
 
 __all__ = ["create_app", "running"]
 
@@ -144,6 +146,7 @@ def create_app(daemon: Daemon) -> web.Application:
     app.router.add_get("/metrics", routes.metrics)
     app.router.add_post("/webhooks/{integration}/{entity}", routes.webhook)
     app.router.add_post("/sync/{integration}/{entity}", routes.sync)
+    guide_http.mount(app, daemon.engine.config, stopping=lambda: daemon.stopping)
     return app
 
 

@@ -41,7 +41,9 @@ Control API (no auth, not logged, never faulted), besides the ``/_sandbox/faults
     PATCH  /_sandbox/store/{collection}/{id}       an operator's edit in ArchOLT's UI, with the rules and events:
                                                    onus: model/vlan/description/login, oper_state/powers (no
                                                    bump), cto_id/cto_name (link a CTO), status "deprovisioned";
-                                                   olts: the OZMAP tab plus name/ip/vendor/model/pon_type/pon_ports;
+                                                   olts: the OZMAP tab plus name/ip/vendor/model/pon_type/pon_ports
+                                                   (a port may carry ``tx_power_dbm``, the PON's launch power
+                                                   [assume], shown only when set);
                                                    ctos: mirror fields
     DELETE /_sandbox/store/{collection}/{id}       onus: deprovision as an operator (?purge=true: raw removal);
                                                    others: raw removal

@@ -370,11 +370,15 @@ def _pon_ports(value: Any) -> list[Row]:
     for item in value:
         if not isinstance(item, dict):
             raise bad_parameter("pon_ports", reason="list of objects expected")
+        power = item.get("tx_power_dbm")
+        if power is not None and (isinstance(power, bool) or not isinstance(power, int | float)):
+            raise bad_parameter("pon_ports", reason="tx_power_dbm must be a number or null")
         ports.append(
             {
                 "slot": _req_int(item, "slot"),
                 "pon": _req_int(item, "pon"),
                 "max_onus": _int(item, "max_onus", default=128),
+                "tx_power_dbm": None if power is None else float(power),
             }
         )
     return ports

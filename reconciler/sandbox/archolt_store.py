@@ -187,6 +187,7 @@ class ArcholtStore:
                     "pon": p["pon"],
                     "onu_count": counts.get((olt_id, p["slot"], p["pon"]), 0),
                     "max_onus": p["max_onus"],
+                    **({"tx_power_dbm": p["tx_power_dbm"]} if p.get("tx_power_dbm") is not None else {}),
                 }
                 for p in row["pon_ports"]
             ]
@@ -402,7 +403,12 @@ def _float_or_none(value: Any) -> float | None:
 
 def _olt(raw: Row, now: int) -> Row:
     ports = [
-        {"slot": int(p["slot"]), "pon": int(p["pon"]), "max_onus": int(p.get("max_onus", 128))}
+        {
+            "slot": int(p["slot"]),
+            "pon": int(p["pon"]),
+            "max_onus": int(p.get("max_onus", 128)),
+            "tx_power_dbm": _float_or_none(p.get("tx_power_dbm")),
+        }
         for p in raw.get("pon_ports") or []
     ]
     return {

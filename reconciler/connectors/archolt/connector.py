@@ -19,6 +19,8 @@ Collections (:data:`CATALOG`):
   padded ``seq``; ``since`` is inclusive like everywhere else), ``since=None`` starts at the oldest retained event.
   A position older than the 7-day retention raises :class:`~.client.CursorExpired` (410): resync with a full
   ``onus`` read (archolt.md 2 "Change feed", A10).
+- ``pon-ports`` — read-only: one record per PON port with its launch power ``tx_power_dbm`` (see
+  :mod:`.pon_ports`).
 
 No collection has operations (``operate`` raises ConfigError): inactivating a mirror is an update of ``active``.
 
@@ -39,7 +41,7 @@ import anyio
 
 from reconciler import errors
 from reconciler.config import SystemConfig
-from reconciler.connectors.archolt import views
+from reconciler.connectors.archolt import pon_ports, views
 from reconciler.connectors.archolt.client import EVENT_LIMIT, ArcholtClient, Refused
 from reconciler.connectors.base import Catalog, CollectionSchema
 from reconciler.model import Fields, Record, Value
@@ -71,6 +73,7 @@ CATALOG: Catalog = {
         incremental=True,
         description="Change feed; updated_at = zero-padded seq (the feed position)",
     ),
+    pon_ports.COLLECTION: pon_ports.SCHEMA,
 }
 
 #: record field → ``GET`` filter of the list endpoint (values are sent as text)
@@ -130,12 +133,16 @@ class ArcholtConnector:
             return self._onus({"status": status}, since, deleted=deleted)
         if collection == "ctos":
             return self._simple("ctos", since)
+        if collection == pon_ports.COLLECTION:
+            return pon_ports.stream(self._client, self.zone, since)
         return self._simple("olts", since)
 
     async def fetch_by_ids(self, collection: str, ids: Sequence[str]) -> list[Record]:
         self._schema(collection)
         if collection == "events":
             raise errors.ConfigError(f"{self.system}: events are read by position, not by id")
+        if collection == pon_ports.COLLECTION:
+            return await pon_ports.fetch_by_ids(self._client, self.zone, ids)
         unique = list(dict.fromkeys(ids))
         found: dict[str, Record] = {}
         olts = await self._olt_index() if collection == "onus" else {}
@@ -165,6 +172,9 @@ class ArcholtConnector:
         unknown = set(match) - schema.fields
         if unknown:
             raise errors.ConfigError(f"{self.system} {collection}: no field(s) {', '.join(sorted(unknown))}")
+        if collection == pon_ports.COLLECTION:
+            ports = [r async for page in pon_ports.stream(self._client, self.zone, None) for r in page]
+            return [r for r in ports if all(_same(r.fields.get(k), v) for k, v in match.items())]
         if collection != "ctos" and "id" in match:
             wanted = match["id"]
             found = await self.fetch_by_ids(collection, [wanted]) if isinstance(wanted, str) else []
