@@ -1,8 +1,15 @@
 """Apply a plan: bounded parallelism, journal first, commit only what succeeded.
 
 Per entity plan, every changing action is journaled ``pending`` in one batch *before* any remote call, then the
-actions run in one task group gated by the target system's :class:`anyio.CapacityLimiter`. Outcomes are
-committed in batches (links, journal status, quarantine) so a long apply never holds results only in memory.
+actions run in one task group gated by the target system's :class:`anyio.CapacityLimiter`. Field updates go
+:data:`UPDATE_BATCH` at a time to a connector that can send several in one request (``update_many``: Vetro),
+each item still succeeding or failing on its own. Outcomes are committed in batches (links, journal status,
+quarantine) so a long apply never holds results only in memory.
+
+A caller running two cycles of one entity side by side (the daemon's immediate lane beside a full sync) passes
+a per-record :data:`Gate`: each action runs inside ``gate(source_id)``, which serializes the record with the
+other cycle and may veto the action (the other cycle synced the record meanwhile, from a fresher read); a vetoed
+action becomes a skip with the gate's reason and its journal row is resolved.
 
 A create whose answer was lost (timeout, reset, 5xx, garbled body) may or may not exist on the target. It is
 never blindly re-sent: the record is first looked up by its natural key; found once → adopted; not found → sent
@@ -12,14 +19,16 @@ committing leaves a ``pending`` journal row that :func:`resolve_pending` settles
 
 from __future__ import annotations
 
+import contextlib
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
 
 import anyio
 import msgspec
 
-from reconciler.connectors.base import Connector
+from reconciler.connectors.base import Connector, SupportsUpdateMany
 from reconciler.errors import NotFound, ReconcilerError, TerminalRemoteError, TransientRemoteError
 from reconciler.model import (
     Action,
@@ -48,6 +57,13 @@ from reconciler.state.store import (
 
 #: Outcomes buffered before they are committed to the state store.
 COMMIT_BATCH = 500
+
+#: Field updates per ``update_many`` call, for connectors that can send several in one request (Vetro's PATCH
+#: of up to 10 features, vetro.md 2.7).
+UPDATE_BATCH = 10
+
+#: ``gate(source_id)``: entered around one action; yields None to go ahead, or the reason the action must not run.
+Gate = Callable[[str], AbstractAsyncContextManager[str | None]]
 
 
 class ApplySettings(msgspec.Struct, frozen=True):
@@ -127,11 +143,13 @@ async def apply_plan(
     store: StateStore,
     limiter: anyio.CapacityLimiter,
     settings: ApplySettings,
+    gate: Gate | None = None,
 ) -> list[Outcome]:
     """Execute every changing action of ``plan``; return one :class:`Outcome` per action (skips included).
 
     Links and journal rows of successful actions are committed before returning; the caller commits the
-    cursor (it knows which source records are safe to move past).
+    cursor (it knows which source records are safe to move past). ``gate``: see the module docstring (None
+    when no other cycle of the entity runs).
     """
     changing = [a for a in plan.actions if not isinstance(a, Skip | Quarantine)]
     action_ids = {id(a): f"{settings.run_id}:{plan.entity}:{n}" for n, a in enumerate(changing)}
@@ -153,24 +171,115 @@ async def apply_plan(
             for a in changing
         ]
     )
-    committer = _Committer(store, plan.integration, plan.entity)
-    outcomes: list[Outcome] = [
+    applier = _Applier(connector, limiter, settings, gate, _Committer(store, plan.integration, plan.entity))
+    applier.outcomes.extend(
         Outcome(action_kind(a), a.source_id, ok=False, error=a.reason, attempts=0, label=a.label)
         for a in plan.actions
         if isinstance(a, Skip | Quarantine)
-    ]
+    )
+    applier.action_ids = action_ids
+    batching = isinstance(connector, SupportsUpdateMany)
+    batched = [a for a in changing if isinstance(a, Update | Link) and _batchable(a)] if batching else []
+    singles = [a for a in changing if not batching or not _batchable(a)]
+    async with anyio.create_task_group() as group:
+        for action in singles:
+            group.start_soon(applier.one if gate is None else applier.gated, action)
+        for start in range(0, len(batched), UPDATE_BATCH):
+            group.start_soon(applier.batch, batched[start : start + UPDATE_BATCH])
+    await applier.committer.flush()
+    return applier.outcomes
 
-    async def run_one(action: Action) -> None:
-        async with limiter:
-            outcome = await _execute(action, connector=connector, settings=settings)
-        outcomes.append(outcome)
-        action_id = action_ids[id(action)]
+
+def _batchable(action: Action) -> bool:
+    """Field updates that one ``update_many`` call can carry (a link without changes sends nothing)."""
+    return isinstance(action, Update) or (isinstance(action, Link) and bool(action.changes))
+
+
+class _Applier:
+    """Runs the changing actions of one plan and settles each outcome (journal, link, quarantine release)."""
+
+    def __init__(
+        self,
+        connector: Connector,
+        limiter: anyio.CapacityLimiter,
+        settings: ApplySettings,
+        gate: Gate | None,
+        committer: _Committer,
+    ) -> None:
+        self.connector = connector
+        self.limiter = limiter
+        self.settings = settings
+        self.gate = gate
+        self.committer = committer
+        self.outcomes: list[Outcome] = []
+        self.action_ids: dict[int, str] = {}
+
+    async def one(self, action: Action) -> None:
+        async with self.limiter:
+            outcome = await _execute(action, connector=self.connector, settings=self.settings)
+        await self.settle(action, outcome)
+
+    async def gated(self, action: Action) -> None:
+        assert self.gate is not None
+        async with self.gate(action.source_id) as veto:
+            if veto is None:
+                await self.one(action)
+                return
+        await self.vetoed(action, veto)
+
+    async def batch(self, actions: list[Update | Link]) -> None:
+        """Several field updates in one ``update_many`` call; each item succeeds or fails on its own."""
+        async with contextlib.AsyncExitStack() as stack:
+            going: list[Update | Link] = []
+            for action in sorted(actions, key=lambda a: a.source_id):  # gates in one global order
+                veto = (
+                    None
+                    if self.gate is None
+                    else await stack.enter_async_context(self.gate(action.source_id))
+                )
+                if veto is None:
+                    going.append(action)
+                else:
+                    await self.vetoed(action, veto)
+            if not going:
+                return
+            assert isinstance(self.connector, SupportsUpdateMany)
+            items = [(a.target_id, {c.field: c.after for c in a.changes}) for a in going]
+            try:
+                async with self.limiter:
+                    failures: Sequence[ReconcilerError | None] = await self.connector.update_many(
+                        self.settings.target_collection, items
+                    )
+            except ReconcilerError as exc:
+                failures = [exc] * len(going)
+            for action, error in zip(going, failures, strict=True):
+                kind = action_kind(action)
+                error_text = "" if error is None else str(error)
+                outcome = Outcome(
+                    kind, action.source_id, error is None, action.target_id, error_text, label=action.label
+                )
+                await self.settle(action, outcome)
+
+    async def vetoed(self, action: Action, veto: str) -> None:
+        self.outcomes.append(
+            Outcome("skip", action.source_id, ok=False, error=veto, attempts=0, label=action.label)
+        )
+        target_id = getattr(action, "target_id", "")
+        await self.committer.add(
+            journal=JournalUpdate(self.action_ids[id(action)], "resolved", target_id, veto)
+        )
+
+    async def settle(self, action: Action, outcome: Outcome) -> None:
+        self.outcomes.append(outcome)
+        action_id = self.action_ids[id(action)]
         if not outcome.ok:
-            await committer.add(journal=JournalUpdate(action_id, "failed", outcome.target_id, outcome.error))
+            await self.committer.add(
+                journal=JournalUpdate(action_id, "failed", outcome.target_id, outcome.error)
+            )
             return
         journal = JournalUpdate(action_id, "done", outcome.target_id)
         if isinstance(action, Delete | Operate):  # the target is consumed: nothing stays linked
-            await committer.add(removed=action.source_id, journal=journal, release=action.source_id)
+            await self.committer.add(removed=action.source_id, journal=journal, release=action.source_id)
             return
         state: LinkState = "inactive" if isinstance(action, Inactivate) else "active"
         natural = _key_json(action.natural_key) if isinstance(action, Create | Link) else None
@@ -182,13 +291,7 @@ async def apply_plan(
             state=state,
             updated_at=now_iso(),
         )
-        await committer.add(link=link, journal=journal, release=action.source_id)
-
-    async with anyio.create_task_group() as group:
-        for action in changing:
-            group.start_soon(run_one, action)
-    await committer.flush()
-    return outcomes
+        await self.committer.add(link=link, journal=journal, release=action.source_id)
 
 
 async def _execute(action: Action, *, connector: Connector, settings: ApplySettings) -> Outcome:
@@ -264,9 +367,13 @@ async def resolve_pending(
     connector: Connector,
     store: StateStore,
     target_collection: str,
+    live_runs: Collection[str] = (),
 ) -> list[Outcome]:
-    """Settle creates left ``pending`` by a run that died: adopt the record if the target has it."""
-    pending = await store.journal_unresolved(integration, entity)
+    """Settle creates left ``pending`` by a run that died: adopt the record if the target has it.
+
+    ``live_runs``: runs still in progress in this process (their pending rows are in flight, not left behind).
+    """
+    pending = [e for e in await store.journal_unresolved(integration, entity) if e.run_id not in live_runs]
     outcomes: list[Outcome] = []
     links: list[LinkRow] = []
     journal: list[JournalUpdate] = []

@@ -15,15 +15,17 @@ the daily full resync.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Literal, Protocol
 
 import anyio
+import anyio.lowlevel
+import anyio.to_thread
 import msgspec
 
 from reconciler import planning
-from reconciler.applying import ApplySettings, apply_plan, now_iso, quarantine_rows, resolve_pending
+from reconciler.applying import ApplySettings, Gate, apply_plan, now_iso, quarantine_rows, resolve_pending
 from reconciler.connectors.base import Connector
 from reconciler.errors import GuardTripped
 from reconciler.model import (
@@ -43,6 +45,10 @@ CURSOR_LAG_SECONDS = 60
 #: Above this many unlinked records an incremental cycle reads the whole target collection instead of
 #: looking each natural key up.
 FIND_ONE_BY_ONE_MAX = 200
+#: Records normalised between two yields to the event loop, and the size of a plan computed in a worker thread:
+#: a long cycle never holds the loop for long, so the daemon's other work (webhooks, targeted cycles) goes on.
+NORMALIZE_SLICE = 250
+PLAN_IN_THREAD_MIN = 2000
 
 Mode = Literal["auto", "full", "incremental"]
 Progress = Callable[[str, int], None]
@@ -67,6 +73,8 @@ class RuleLike(Protocol):
     def target_collection(self) -> str: ...
     @property
     def first_sight(self) -> tuple[str, ...]: ...
+    @property
+    def first_sight_fallback(self) -> tuple[str, ...]: ...
     @property
     def on_unmatched(self) -> Literal["create", "skip", "ignore"]: ...
     @property
@@ -121,6 +129,7 @@ def plan_spec(rule: RuleLike, default_share: float) -> planning.PlanSpec:
         source=f"{rule.source_system}.{rule.source_collection}",
         target=f"{rule.target_system}.{rule.target_collection}",
         first_sight=tuple(rule.first_sight),
+        first_sight_fallback=tuple(rule.first_sight_fallback),
         updatable=frozenset(rule.updatable),
         removal=planning.Removal(action=removal.action, field=removal.field or "", value=removal.value),
         max_inactivate_share=(
@@ -146,12 +155,16 @@ async def run_entity(
     progress: Progress | None = None,
     only: Sequence[str] | None = None,
     hold: Mapping[str, str] | None = None,
+    gate: Gate | None = None,
+    live_runs: Collection[str] = (),
 ) -> CycleResult:
     """Run one cycle of ``rule``'s entity. ``apply=False`` is the dry run (stops after plan).
 
     ``only``: a *targeted* cycle over these source ids (webhooks, on-demand): they are read by id, an id the
     source no longer has counts as removed, and the cursor does not move. ``hold``: source id → reason; the
     actions of these records are turned into skips with that reason (per-record backoff after failures).
+    ``gate`` serializes each action with another cycle of the entity running beside this one (see
+    ``applying``); ``live_runs`` are the runs in progress whose pending journal rows are not left behind.
 
     Raises :class:`GuardTripped` (after planning, before acting) when ``apply`` is set and the plan trips a
     guard without ``allow_mass_removal``; the plan is attached as ``exc.args[1]``.
@@ -170,6 +183,7 @@ async def run_entity(
             connector=target,
             store=store,
             target_collection=rule.target_collection,
+            live_runs=live_runs,
         )
 
     cursor = await store.cursor(integration, entity)
@@ -197,9 +211,12 @@ async def run_entity(
         gone.extend(sorted(set(wanted) - {r.id for r in records}))
     else:
         async for page in source.stream(rule.source_collection, since=since):
-            t0 = time.perf_counter()
-            normalized.extend(rule.normalize(record, tables) for record in page)
-            timer.add("normalize", t0)
+            for start in range(0, len(page), NORMALIZE_SLICE):
+                if start:
+                    await anyio.lowlevel.checkpoint()  # let other work of the loop in between
+                t0 = time.perf_counter()
+                normalized.extend(rule.normalize(r, tables) for r in page[start : start + NORMALIZE_SLICE])
+                timer.add("normalize", t0)
             fetched += len(page)
             if progress is not None:
                 progress(f"{integration}/{entity}: fetched", fetched)
@@ -246,7 +263,10 @@ async def run_entity(
         force_compare=effective == "full",
         hold=dict(hold or {}),
     )
-    entity_plan = planning.plan(spec, data)
+    if len(normalized) + len(targets) >= PLAN_IN_THREAD_MIN:  # keep the event loop responsive meanwhile
+        entity_plan = await anyio.to_thread.run_sync(planning.plan, spec, data)
+    else:
+        entity_plan = planning.plan(spec, data)
     if effective == "targeted":
         entity_plan = msgspec.structs.replace(entity_plan, mode="targeted")
     timer.add("plan", started)
@@ -271,6 +291,7 @@ async def run_entity(
         store=store,
         limiter=limiters[rule.target_system],
         settings=ApplySettings(run_id=run_id, target_collection=rule.target_collection),
+        gate=gate,
     )
     timer.add("apply", started)
     result.outcomes.extend(outcomes)
@@ -285,12 +306,17 @@ async def run_entity(
         if (isinstance(n, Filtered) or (isinstance(n, Desired) and n.source_id in links))
         and n.source_id not in failed
     ]
+    quarantine = quarantine_rows(entity_plan, run_id, now_iso())
+    # Release only ids that are (or are about to be) quarantined: a full cycle would otherwise send one DELETE
+    # per unchanged record (~1M at 1M records) to find the few thousand quarantined ones.
+    held = {q.source_id for q in await store.quarantined(integration, entity)}
+    held.update(q.source_id for q in quarantine)
     await store.commit(
         Commit(
             integration=integration,
             entity=entity,
-            quarantine=quarantine_rows(entity_plan, run_id, now_iso()),
-            release_quarantine=tuple(succeeded_unchanged),
+            quarantine=quarantine,
+            release_quarantine=tuple(sid for sid in succeeded_unchanged if sid in held),
             upsert_links=_refreshed_links(normalized, links, failed, entity_plan),
             cursor=new_cursor,
         )
@@ -361,9 +387,14 @@ async def _targets(
         found: list[Record] = []
 
         async def find_one(d: Desired) -> None:
-            found.extend(
-                r for r in await target.find(rule.target_collection, d.natural_key) if rule.target_matches(r)
-            )
+            # The natural key, then the fallback key when the first finds none.
+            for key in (d.natural_key, d.fallback_key or {}):
+                if not key or any(v is None or v == "" for v in key.values()):
+                    continue  # an empty key matches nothing
+                hits = [r for r in await target.find(rule.target_collection, key) if rule.target_matches(r)]
+                found.extend(hits)
+                if hits:
+                    return
 
         async with anyio.create_task_group() as group:
             for d in unlinked:

@@ -9,6 +9,9 @@
 6. ``sync`` again, then ``plan`` once more: nothing to do;
 7. ArchOLT ↔ OZmap (seed 003) the same way: plan, sync, a technician provisions an ONU and deprovisions another in
    ArchOLT, the incremental plan (a client created, one removed), sync, and a clean plan;
+8. COS BE ↔ Vetro (seed 000) after the others: plan and sync (auto-import with the failed conditions named, the
+   push of object data and deep links), a work order completed and a survey ticked in COS BE, the incremental
+   plan of exactly those pushes, sync, and a clean plan;
 and write an HTML report of the first sync.
 """
 
@@ -27,6 +30,7 @@ from reconciler.engine import Engine, IntegrationRun
 
 INTEGRATION = "ozmap-ixc"
 ARCHOLT = "archolt-ozmap"
+COSBE_VETRO = "cosbe-vetro"
 
 
 def _banner(text: str) -> None:
@@ -94,13 +98,30 @@ async def _technician(archolt_url: str, engine: Engine) -> list[str]:
     ]
 
 
+async def _cos_user(cos_url: str, engine: Engine) -> list[str]:
+    """In COS BE: complete the work order of one pushed object and tick the survey flag of another."""
+    links = await engine.store.links(COSBE_VETRO, "objects")
+    active = sorted(sid for sid, row in links.items() if row.state == "active")
+    if len(active) < 2:
+        return []
+    done, surveyed = active[0], active[-1]
+    survey = {"metadata": [{"name": "Survey Done", "value": "true"}]}
+    async with aiohttp.ClientSession() as http:
+        async with http.post(f"{cos_url}/_sandbox/objects/{done}/work-order-completed") as resp:
+            resp.raise_for_status()
+        async with http.patch(f"{cos_url}/_sandbox/store/objects/{surveyed}", json=survey) as resp:
+            resp.raise_for_status()
+    return [f"completed the work order of object {done}", f"ticked Survey Done on object {surveyed}"]
+
+
 async def run(*, report_path: Path, scale: int, seed: int) -> int:
     """Run the demo; returns 0 when the final plan is empty (the engine converged)."""
     from reconciler.sandbox import runner
 
     with tempfile.TemporaryDirectory(prefix="reconciler-demo-") as tmp:
         started = time.perf_counter()
-        async with runner.running(["ozmap", "ixc", "archolt"], seed=seed, scale=scale) as sandboxes:
+        systems = ["ozmap", "ixc", "archolt", "vetro", "cosbe"]
+        async with runner.running(systems, seed=seed, scale=scale) as sandboxes:
             cfg_path = sandboxes.write_config(Path(tmp) / "demo.toml")
             _banner(f"Sandboxes up in {time.perf_counter() - started:.1f}s (seed {seed}, scale {scale})")
             for system in sandboxes:
@@ -148,5 +169,19 @@ async def run(*, report_path: Path, scale: int, seed: int) -> int:
                 await engine.run(ARCHOLT, apply=True)
                 arch_final = await engine.run(ARCHOLT, mode="full")
                 print(report.render_text(arch_final.plan))
+
+                _banner("8. COS BE ↔ Vetro: auto-import and push (dry run, then sync)")
+                print(report.render_text((await engine.run(COSBE_VETRO, mode="full")).plan))
+                cos = await engine.run(COSBE_VETRO, mode="full", apply=True)
+                print(report.render_text(cos.plan, cos.outcomes))
+
+                _banner("9. People at work in COS BE; the incremental plan, sync, plan again")
+                for line in await _cos_user(sandboxes["cosbe"].url, engine):
+                    print(f"   {line}")
+                print(report.render_text((await engine.run(COSBE_VETRO)).plan))
+                await engine.run(COSBE_VETRO, apply=True)
+                cos_final = await engine.run(COSBE_VETRO, mode="full")
+                print(report.render_text(cos_final.plan))
         print(f"\nHTML report of the first sync: {report_path}")
-        return 0 if final.plan.changes == 0 and arch_final.plan.changes == 0 else 2
+        converged = final.plan.changes == 0 and arch_final.plan.changes == 0 and cos_final.plan.changes == 0
+        return 0 if converged else 2

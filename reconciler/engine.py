@@ -2,7 +2,9 @@
 
 The only module (with the CLI and the daemon) that knows the concrete connector registry and the SQLite store.
 One :class:`Engine` lives for a whole command or daemon: it owns one HTTP session and one limiter per system,
-so the per-system concurrency bound holds across every entity that talks to that system.
+so the per-system concurrency bound holds across every entity that talks to that system. Targeted cycles (the
+daemon's immediate lane) act through a second set of limiters, so a full sync's backlog of actions never queues
+them; the transport still bounds the requests in flight per system.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import anyio
 import msgspec
 
 from reconciler import config as config_mod
-from reconciler.applying import now_iso
+from reconciler.applying import Gate, now_iso
 from reconciler.connectors import registry
 from reconciler.connectors.base import Connector
 from reconciler.connectors.http import make_session
@@ -59,7 +61,9 @@ class Engine:
         self.sessions: list[aiohttp.ClientSession] = []
         self.connectors: dict[str, Connector] = {}
         self.limiters: dict[str, anyio.CapacityLimiter] = {}
+        self.targeted_limiters: dict[str, anyio.CapacityLimiter] = {}
         self._rules: dict[str, list[CompiledRule]] = {}
+        self._live_runs: set[str] = set()
 
     @classmethod
     @contextlib.asynccontextmanager
@@ -74,6 +78,7 @@ class Engine:
                 engine.sessions.append(session)
                 engine.connectors[name] = registry.create(system, session)
                 engine.limiters[name] = anyio.CapacityLimiter(system.http.concurrency)
+                engine.targeted_limiters[name] = anyio.CapacityLimiter(system.http.concurrency)
             yield engine
         finally:
             for session in engine.sessions:
@@ -97,13 +102,15 @@ class Engine:
         progress: Progress | None = None,
         only: Mapping[str, Sequence[str]] | None = None,
         hold: Mapping[str, Mapping[str, str]] | None = None,
+        gate: Gate | None = None,
     ) -> IntegrationRun:
         """Plan (and with ``apply``, sync) the integration's entities in order.
 
         A guard tripped by one entity stops the run before that entity acts (``GuardTripped`` propagates);
         entities already applied keep their committed state. ``only`` (entity → source ids) makes the named
         entities' cycles targeted at those records (see ``cycle.run_entity``); ``hold`` (entity → source id →
-        reason) defers those records' actions.
+        reason) defers those records' actions. ``gate`` serializes each action with a cycle of the same entity
+        running beside this one (see ``applying``).
         """
         rules = self.rules(integration)
         if entities:
@@ -123,6 +130,7 @@ class Engine:
         )
         results: list[CycleResult] = []
         status = "failed"
+        self._live_runs.add(run_id)
         try:
             for rule in rules:
                 results.append(
@@ -130,7 +138,7 @@ class Engine:
                         rule,
                         connectors=self.connectors,
                         store=self.store,
-                        limiters=self.limiters,
+                        limiters=self.limiters if only is None else self.targeted_limiters,
                         run_id=run_id,
                         mode=mode,
                         apply=apply,
@@ -139,6 +147,8 @@ class Engine:
                         progress=progress,
                         only=(only or {}).get(rule.entity),
                         hold=(hold or {}).get(rule.entity),
+                        gate=gate,
+                        live_runs=frozenset(self._live_runs - {run_id}),
                     )
                 )
             status = "ok"
@@ -146,6 +156,7 @@ class Engine:
             status = "cancelled"
             raise
         finally:
+            self._live_runs.discard(run_id)
             summary = msgspec.json.encode(
                 {f"{r.plan.entity}": {"changes": r.plan.changes, "failures": r.failures} for r in results}
             ).decode()

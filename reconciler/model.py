@@ -52,6 +52,8 @@ class Desired(msgspec.Struct, frozen=True, gc=False):
     create_only: frozenset[str] = frozenset()
     label: str = ""
     updated_at: str = ""
+    fallback_key: Fields | None = None
+    """The second natural key (``[match] first-sight-fallback``), tried when ``natural_key`` finds nothing."""
     unmatched_reason: str = ""
     """Why nothing is done when no target record matches (rules with ``on-unmatched = "skip"``)."""
     blocked: str = ""

@@ -7,8 +7,9 @@ Decisions, per source record:
 
 * desired + link + linked target present → ``update`` of the owned fields that differ (none → unchanged);
 * desired + link + linked target missing → ``create`` again (the target record was removed behind our back);
-* desired, no link → natural-key candidates among unlinked targets: one → ``link`` (plus its field changes),
-  several → ``skip`` (ambiguous), none → what the rule's ``on_unmatched`` says: ``create`` (default), ``skip``
+* desired, no link → natural-key candidates among unlinked targets (then, when none, the rule's fallback key's):
+  one → ``link`` (plus its field changes), several → ``skip`` (ambiguous), none → what the rule's
+  ``on_unmatched`` says: ``create`` (default), ``skip``
   (with the record's ``unmatched_reason``) or nothing (``ignore``, counted unchanged). Rules that never create
   also retry first sight when their linked target is gone (a login re-created under the same name);
 * a matched record (linked or first sight) gets what the rule's ``apply`` says: field changes (``update``, the
@@ -73,6 +74,7 @@ class PlanSpec(msgspec.Struct, frozen=True):
     on_unmatched: Literal["create", "skip", "ignore"] = "create"
     apply: Literal["update", "delete", "operation"] = "update"
     operation: str = ""
+    first_sight_fallback: tuple[str, ...] = ()
 
 
 class LinkState(msgspec.Struct, frozen=True):
@@ -149,17 +151,31 @@ def natural_key(fields: Mapping[str, Value], names: Sequence[str]) -> tuple[str,
     return tuple("" if fields.get(n) is None else str(fields.get(n)) for n in names)
 
 
+def _target_key(record: Record, names: Sequence[str]) -> tuple[str, ...]:
+    """A target record's natural key; ``id`` is the record's own id unless it has a field of that name."""
+    fields = record.fields
+    return tuple(
+        record.id
+        if n == "id" and "id" not in fields
+        else ("" if fields.get(n) is None else str(fields.get(n)))
+        for n in names
+    )
+
+
 def index_candidates(
     targets: Iterable[Record], names: Sequence[str], claimed: frozenset[str]
 ) -> dict[tuple[str, ...], list[Record]]:
-    """Unclaimed target records grouped by natural key."""
+    """Unclaimed target records grouped by natural key (a key with an empty part is never indexed: an empty
+    value matches nothing)."""
     index: dict[tuple[str, ...], list[Record]] = {}
     if not names:
         return index
     for record in targets:
         if record.id in claimed:
             continue
-        index.setdefault(natural_key(record.fields, names), []).append(record)
+        key = _target_key(record, names)
+        if "" not in key:
+            index.setdefault(key, []).append(record)
     return index
 
 
@@ -170,6 +186,7 @@ def plan(spec: PlanSpec, data: PlanInput) -> EntityPlan:
     filtered = 0
     present: set[str] = set()
     candidates = index_candidates(data.targets.values(), spec.first_sight, data.claimed_targets)
+    fallback = index_candidates(data.targets.values(), spec.first_sight_fallback, data.claimed_targets)
     taken: set[str] = set()
     unlinked: list[Desired] = []
 
@@ -187,14 +204,14 @@ def plan(spec: PlanSpec, data: PlanInput) -> EntityPlan:
         if item.source_id not in data.links:
             unlinked.append(item)
             continue
-        action = _plan_desired(spec, data, item, candidates, taken)
+        action = _plan_desired(spec, data, item, (candidates, fallback), taken)
         if action is None:
             unchanged += 1
         else:
             actions.append(action)
     # First-sight matching in source-id order, so which of two same-named sources adopts a target is stable.
     for item in sorted(unlinked, key=lambda d: d.source_id):
-        action = _plan_desired(spec, data, item, candidates, taken)
+        action = _plan_desired(spec, data, item, (candidates, fallback), taken)
         if action is None:
             unchanged += 1
         else:
@@ -232,11 +249,33 @@ def plan(spec: PlanSpec, data: PlanInput) -> EntityPlan:
     )
 
 
+_Index = dict[tuple[str, ...], list[Record]]
+
+
+def _first_sight(
+    spec: PlanSpec, desired: Desired, indexes: tuple[_Index, _Index], taken: set[str]
+) -> tuple[list[Record], Mapping[str, Value]]:
+    """The unclaimed targets matching ``desired`` by its natural key, else by its fallback key, and that key."""
+    for names, index, key in (
+        (spec.first_sight, indexes[0], desired.natural_key),
+        (spec.first_sight_fallback, indexes[1], desired.fallback_key or {}),
+    ):
+        if not names:
+            continue
+        parts = natural_key(desired.fields, names)
+        if "" in parts:
+            continue  # an empty key matches nothing
+        matches = [r for r in index.get(parts, ()) if r.id not in taken]
+        if matches:
+            return matches, key
+    return [], desired.natural_key
+
+
 def _plan_desired(
     spec: PlanSpec,
     data: PlanInput,
     desired: Desired,
-    candidates: dict[tuple[str, ...], list[Record]],
+    indexes: tuple[_Index, _Index],
     taken: set[str],
 ) -> Action | None:
     link = data.links.get(desired.source_id)
@@ -259,18 +298,17 @@ def _plan_desired(
             )
         # a rule that never creates looks for the record again by natural key
 
-    key = natural_key(desired.fields, spec.first_sight)
-    matches = [r for r in candidates.get(key, ()) if r.id not in taken] if spec.first_sight else []
+    matches, key = _first_sight(spec, desired, indexes, taken)
     if len(matches) > 1:
         ids = ", ".join(sorted(r.id for r in matches))
         return Skip(
             desired.source_id,
-            f"ambiguous: {len(matches)} {spec.target} records match {_describe(desired.natural_key)} (ids {ids})",
+            f"ambiguous: {len(matches)} {spec.target} records match {_describe(key)} (ids {ids})",
             desired.label,
         )
     if len(matches) == 1:
         taken.add(matches[0].id)
-        return _matched(spec, desired, matches[0], linked=False)
+        return _matched(spec, desired, matches[0], linked=False, key=key)
     if spec.on_unmatched == "ignore":
         return None
     if spec.on_unmatched == "skip":
@@ -283,7 +321,9 @@ def _plan_desired(
     return Create(desired.source_id, desired.fields, desired.natural_key, desired.content_hash, desired.label)
 
 
-def _matched(spec: PlanSpec, desired: Desired, target: Record, *, linked: bool) -> Action | None:
+def _matched(
+    spec: PlanSpec, desired: Desired, target: Record, *, linked: bool, key: Mapping[str, Value] | None = None
+) -> Action | None:
     """What a desired record matched to ``target`` (by link or first sight) becomes, per the rule's apply.
 
     A rule that never creates skips a matched record whose write is blocked (a field it needs is missing);
@@ -303,7 +343,12 @@ def _matched(spec: PlanSpec, desired: Desired, target: Record, *, linked: bool) 
             return None
         return Update(desired.source_id, target.id, changes, desired.content_hash, desired.label)
     return Link(
-        desired.source_id, target.id, desired.natural_key, changes, desired.content_hash, desired.label
+        desired.source_id,
+        target.id,
+        dict(key) if key is not None else desired.natural_key,
+        changes,
+        desired.content_hash,
+        desired.label,
     )
 
 
@@ -313,7 +358,7 @@ def _plan_removal(spec: PlanSpec, data: PlanInput, source_id: str) -> Action | N
         return None
     target = data.targets.get(link.target_id)
     # The source record is gone, so name it after what the target calls it.
-    label = " / ".join(natural_key(target.fields, spec.first_sight)) if target is not None else ""
+    label = " / ".join(_target_key(target, spec.first_sight)) if target is not None else ""
     if spec.removal.action == "delete":
         return Delete(source_id, link.target_id, label)
     before = target.fields.get(spec.removal.field) if target is not None else None

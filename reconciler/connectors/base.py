@@ -12,10 +12,11 @@ sandbox server, never a patched function), never touch the state store, and neve
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping, Sequence
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import msgspec
 
+from reconciler.errors import ReconcilerError
 from reconciler.model import Fields, Record, Value
 
 
@@ -26,7 +27,9 @@ class CollectionSchema(msgspec.Struct, frozen=True):
     set (empty for read-only views). ``incremental``: the collection can be streamed "changed since cursor".
     ``deletions``: the collection can list records deleted since a cursor. ``operations``: named operations
     :meth:`Connector.operate` runs on a record (rules with ``[apply] action = "operation"``), each with the
-    argument names it reads.
+    argument names it reads. ``open_prefixes``: tenant-defined fields (Vetro ``properties.<label>``, COS BE
+    ``metadata.<name>``): any name under one of these prefixes is a field a rule may read and write, validated by
+    the system itself.
     """
 
     fields: frozenset[str]
@@ -35,6 +38,7 @@ class CollectionSchema(msgspec.Struct, frozen=True):
     deletions: bool = False
     description: str = ""
     operations: dict[str, frozenset[str]] = msgspec.field(default_factory=dict)
+    open_prefixes: frozenset[str] = frozenset()
 
 
 #: system collection name → schema
@@ -96,4 +100,15 @@ class Connector(Protocol):
 
     def statistics(self) -> Mapping[str, int]:
         """Counters: requests, retries, failures by kind."""
+        ...
+
+
+@runtime_checkable
+class SupportsUpdateMany(Protocol):
+    """A connector that can send several field updates in one request (the apply stage batches them)."""
+
+    async def update_many(
+        self, collection: str, items: Sequence[tuple[str, Fields]]
+    ) -> Sequence[ReconcilerError | None]:
+        """Apply each ``(record id, changes)``; the error of each item, None when it was applied."""
         ...

@@ -74,7 +74,9 @@ class Metrics:
             registry=self.registry,
         )
         self.in_progress = gauge(
-            "reconciler_cycle_in_progress", "1 while a cycle of the entity runs", *_ENTITY
+            "reconciler_cycle_in_progress",
+            "cycles of the entity in flight (2: a targeted one beside a scheduled one)",
+            *_ENTITY,
         )
         self.last_success = gauge(
             "reconciler_last_success_timestamp_seconds",

@@ -77,8 +77,8 @@ def entity_status(state: EntityState, threshold: int) -> dict[str, Any]:
     return {
         "status": state.last_status,
         "running": state.running,
-        "consecutive_failures": state.schedule.failures,
-        "failing": state.schedule.failures >= threshold,
+        "consecutive_failures": state.schedule.consecutive_failures,
+        "failing": state.schedule.consecutive_failures >= threshold,
         "error": state.last_error,
         "last_success": datetime.fromtimestamp(last, UTC).isoformat(timespec="seconds") if last else None,
     }

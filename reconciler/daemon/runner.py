@@ -1,12 +1,15 @@
-"""The daemon's work loop: one single-flight worker per entity, fed by the schedule and the immediate queue.
+"""The daemon's work loop: per entity, a single-flight scheduled lane and an immediate lane beside it.
 
-Each enabled entity gets one worker task, so two cycles of the same entity never overlap, while different
-entities run side by side (the engine's per-system limiters still bound the requests in flight); only the first
-cycles follow the integration's dependency order (``[entity] after``, ``links`` lookups). A worker asks
-:class:`~reconciler.daemon.scheduling.EntitySchedule` what is due — queued records first (one batch = one
-targeted ``engine.run(only=...)``), then on-demand requests, the full resync, the incremental cycle — runs it,
-feeds the outcomes to the per-record backoff (failed records are held in later cycles and queued again when
-their wait is over), and sleeps until the next due time or until new work wakes it.
+Each enabled entity gets two worker tasks. The *scheduled* worker runs its on-demand requests, full resyncs and
+incremental cycles, one at a time; only its first cycle follows the integration's dependency order (``[entity]
+after``, ``links`` lookups). The *immediate* worker runs the records webhooks queued (one batch = one targeted
+``engine.run(only=...)``) as soon as they arrive — also while a full sync of the same entity runs, so immediate
+work is never starved. The two lanes are serialized per record by :class:`~reconciler.daemon.gating.RecordGate`
+(a full sync never overwrites a record a targeted cycle synced after it read it). Different entities run side
+by side; the engine's per-system limiters and the transports bound the requests in flight. Each worker asks
+:class:`~reconciler.daemon.scheduling.EntitySchedule` what is due, runs it, feeds the outcomes to the per-record
+backoff (failed records are held in later cycles and queued again when their wait is over), and sleeps until
+the next due time or until new work wakes it.
 
 Stopping (:meth:`Daemon.shutdown`): no new cycle starts, webhooks are refused, running cycles get
 ``shutdown_timeout`` seconds to finish — their actions are journaled and committed as usual — and only then are
@@ -17,6 +20,8 @@ brings any edit they stood for into the next incremental cycle after a restart.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import logging
 import time
 from collections.abc import Sequence
@@ -25,8 +30,10 @@ from typing import Any, Protocol
 
 import anyio
 
+from reconciler.applying import Gate
 from reconciler.cycle import CycleResult, Mode
 from reconciler.daemon import reporting
+from reconciler.daemon.gating import RecordGate
 from reconciler.daemon.metrics import Metrics
 from reconciler.daemon.scheduling import EntityKey, EntitySchedule, JobKind, RecordBackoff
 from reconciler.daemon.settings import DaemonSettings
@@ -79,13 +86,22 @@ class EntityState:
     key: EntityKey
     rule: CompiledRule
     schedule: EntitySchedule
+    gate: RecordGate
     wake: anyio.Event = field(default_factory=anyio.Event)
+    """Wakes the scheduled lane (an on-demand request, stopping)."""
+    immediate_wake: anyio.Event = field(default_factory=anyio.Event)
+    """Wakes the immediate lane (records queued, stopping)."""
     first_cycle: anyio.Event = field(default_factory=anyio.Event)
     """Set once the entity's first cycle ended (whatever its status), or when the daemon stops."""
-    running: bool = False
+    running_cycles: int = 0
+    """Cycles of the entity in flight: 0, 1, or 2 (a targeted one beside a scheduled one)."""
     last_status: str = "pending"
     last_error: str = ""
     last_success: float | None = None
+
+    @property
+    def running(self) -> bool:
+        return self.running_cycles > 0
 
 
 class Daemon:
@@ -118,7 +134,8 @@ class Daemon:
                 schedule = EntitySchedule.starting(
                     incremental_seconds=every.incremental, full_seconds=every.full, now=now
                 )
-                states[key] = EntityState(key, rule, schedule)
+                gate = RecordGate(on_veto=functools.partial(self._requeue, key))
+                states[key] = EntityState(key, rule, schedule, gate)
         self.settings.check_schedules([str(k) for k in states], str(self.engine.config.path))
         return states
 
@@ -144,8 +161,14 @@ class Daemon:
         self.metrics.queue_added.inc(queued)
         self.metrics.queue_deduplicated.inc(duplicates)
         self._queue_gauges(key)
-        self.entities[key].wake.set()
+        self.entities[key].immediate_wake.set()
         return queued, duplicates
+
+    def _requeue(self, key: EntityKey, source_id: str) -> None:
+        """A scheduled action vetoed by the record gate: one more targeted cycle settles the record."""
+        self.queue.add(key, [source_id])
+        self._queue_gauges(key)
+        self.entities[key].immediate_wake.set()
 
     def request_cycle(self, key: EntityKey, *, full: bool, allow_mass_removal: bool = False) -> bool:
         """Ask for an on-demand cycle; False when an equivalent one is pending already.
@@ -164,7 +187,7 @@ class Daemon:
         """Whether every entity is below the failure threshold (and the daemon is not stopping), and why."""
         threshold = self.settings.readiness_failures
         entities = {str(k): reporting.entity_status(s, threshold) for k, s in self.entities.items()}
-        failing = any(s.schedule.failures >= threshold for s in self.entities.values())
+        failing = any(s.schedule.consecutive_failures >= threshold for s in self.entities.values())
         ready = not failing and not self.stopping
         return ready, {"ready": ready, "stopping": self.stopping, "entities": entities}
 
@@ -175,8 +198,8 @@ class Daemon:
             "queue": self.queue.statistics()._asdict(),
             "entities": {
                 str(k): {
-                    "running": s.running,
-                    "failures": s.schedule.failures,
+                    "running": s.running_cycles,
+                    "failures": s.schedule.consecutive_failures,
                     "next_incremental_in": max(0.0, s.schedule.next_incremental - now),
                     "next_full_in": max(0.0, s.schedule.next_full - now),
                     "backing_off": self.backoff.waiting(k, now),
@@ -203,6 +226,7 @@ class Daemon:
                 self._scope = group.cancel_scope
                 for state in self.entities.values():
                     group.start_soon(self._worker, state, name=f"worker {state.key}")
+                    group.start_soon(self._immediate_worker, state, name=f"immediate worker {state.key}")
         finally:
             self._finished.set()
 
@@ -212,6 +236,7 @@ class Daemon:
             self.stopping = True
             for state in self.entities.values():
                 state.wake.set()
+                state.immediate_wake.set()
                 state.first_cycle.set()
 
     async def shutdown(self, grace: float) -> bool:
@@ -255,35 +280,47 @@ class Daemon:
         return [self.entities[k] for k in keys if k in self.entities]
 
     async def _worker(self, state: EntityState) -> None:
+        """The scheduled lane: on-demand, full and incremental cycles."""
         key = state.key
         for dependency in self.dependencies(state):  # first cycles in dependency order, then each on its own
             await dependency.first_cycle.wait()
         while not self.stopping:
             now = self.clock.monotonic()
-            self.queue.promote(key, now)
             job = self._next_job(state, now)
             if job is not None:
                 await self._run_job(state, job)
                 continue
             delay = state.schedule.wait_seconds(
-                now,
-                queued=self.queue.depth(key) > 0,
-                requested=self.queue.requested(key),
-                delayed_at=self.queue.next_delayed(key),
+                now, queued=False, requested=self.queue.requested(key), delayed_at=None
             )
-            self._queue_gauges(key)
             with anyio.move_on_after(delay):
                 await state.wake.wait()
             if state.wake.is_set():
                 state.wake = anyio.Event()
 
-    def _next_job(self, state: EntityState, now: float) -> Job | None:
+    async def _immediate_worker(self, state: EntityState) -> None:
+        """The immediate lane: targeted cycles of the queued records (and of retries that fell due)."""
         key = state.key
-        kind = state.schedule.next_job(
-            now, queued=self.queue.depth(key) > 0, requested=self.queue.requested(key)
-        )
-        if kind == "targeted":
-            return Job(kind, "auto", tuple(self.queue.take(key, TARGETED_BATCH)))
+        while not self.stopping:
+            now = self.clock.monotonic()
+            self.queue.promote(key, now)
+            queued = self.queue.depth(key) > 0
+            if state.schedule.next_job(now, queued=queued, requested=False) == "targeted":
+                await self._run_job(
+                    state, Job("targeted", "auto", tuple(self.queue.take(key, TARGETED_BATCH)))
+                )
+                continue
+            delay = state.schedule.immediate_wait(now, queued=queued, delayed_at=self.queue.next_delayed(key))
+            self._queue_gauges(key)
+            with anyio.move_on_after(delay):
+                await state.immediate_wake.wait()
+            if state.immediate_wake.is_set():
+                state.immediate_wake = anyio.Event()
+
+    def _next_job(self, state: EntityState, now: float) -> Job | None:
+        """The scheduled lane's next cycle, if one is due."""
+        key = state.key
+        kind = state.schedule.next_job(now, queued=False, requested=self.queue.requested(key))
         if kind == "requested":
             request = self.queue.take_request(key)
             assert request is not None
@@ -304,27 +341,34 @@ class Daemon:
         for source_id in job.ids:
             hold.pop(source_id, None)  # queued again on purpose: a webhook or a due retry
         started = self.clock.monotonic()
-        state.running = True
-        self.metrics.in_progress.labels(*key).set(1)
+        state.running_cycles += 1
+        self.metrics.in_progress.labels(*key).set(state.running_cycles)
         self._queue_gauges(key)
         result: CycleResult | None = None
         error: BaseException | None = None
         try:
-            run = await self.engine.run(
-                key.integration,
-                entities=[key.entity],
-                mode=job.mode,
-                apply=True,
-                allow_mass_removal=job.allow_mass_removal,
-                only={key.entity: list(job.ids)} if job.kind == "targeted" else None,
-                hold={key.entity: hold} if hold else None,
-            )
+            async with contextlib.AsyncExitStack() as stack:
+                gate: Gate | None = None
+                if job.kind == "targeted":
+                    await stack.enter_async_context(state.gate.holding(job.ids))
+                else:
+                    gate = await stack.enter_async_context(state.gate.scheduled())
+                run = await self.engine.run(
+                    key.integration,
+                    entities=[key.entity],
+                    mode=job.mode,
+                    apply=True,
+                    allow_mass_removal=job.allow_mass_removal,
+                    only={key.entity: list(job.ids)} if job.kind == "targeted" else None,
+                    hold={key.entity: hold} if hold else None,
+                    gate=gate,
+                )
             result = run.results[0]
         except Exception as exc:  # a daemon outlives any one cycle; the error is logged and counted
             error = exc
         finally:
-            state.running = False
-            self.metrics.in_progress.labels(*key).set(0)
+            state.running_cycles -= 1
+            self.metrics.in_progress.labels(*key).set(state.running_cycles)
         self._finish(state, job, result, error, self.clock.monotonic() - started)
 
     def _finish(
@@ -341,14 +385,15 @@ class Daemon:
         ok = status in ("ok", "partial")
         state.schedule.finished("full" if mode == "full" else job.kind, now, ok=ok)
         state.last_status = status
-        state.first_cycle.set()
+        if job.kind != "targeted":  # dependants wait for the entity's first scheduled cycle, not a webhook's
+            state.first_cycle.set()
         state.last_error = reporting.error_text(result, error)
         if ok:
             state.last_success = self.clock.time()
         self.metrics.observe_cycle(
             key, mode=mode, status=status, seconds=seconds, finished_at=self.clock.time()
         )
-        self.metrics.consecutive_failures.labels(*key).set(state.schedule.failures)
+        self.metrics.consecutive_failures.labels(*key).set(state.schedule.consecutive_failures)
         if error is not None and not isinstance(error, GuardTripped):
             self.metrics.observe_error(reporting.system_of(error), reporting.leaf(error))
         if result is not None:
@@ -357,9 +402,10 @@ class Daemon:
             self.queue.add(key, job.ids)  # the cycle failed as a whole: its records wait for the retry
         self.metrics.backing_off.labels(*key).set(self.backoff.waiting(key, now))
         self._queue_gauges(key)
-        reporting.log_cycle(
-            log, key, mode, status, result, error, seconds, retry=state.schedule.retry_delay()
+        retry = (
+            state.schedule.immediate_retry_delay() if job.kind == "targeted" else state.schedule.retry_delay()
         )
+        reporting.log_cycle(log, key, mode, status, result, error, seconds, retry=retry)
 
     def _settle_records(self, state: EntityState, result: CycleResult, now: float) -> None:
         """Backoff bookkeeping: failed records wait and come back through the queue; successes are forgotten."""

@@ -11,9 +11,13 @@ Per entity, :class:`EntitySchedule` decides between four kinds of cycle, in this
 4. ``incremental`` — every ``incremental_seconds``; the first one runs at start (the engine makes it full when
    the entity has no cursor yet).
 
-A cycle that raises (a system down, a guard tripped) makes the entity wait ``retry_delay`` before it runs
-anything again — 1 s, 2 s, 4 s … capped at its incremental interval — and the scheduled work it was doing stays
-due, so it runs again once the wait is over.
+Targeted cycles run in their own lane, beside the scheduled ones (see :mod:`reconciler.daemon.gating`): a long
+full sync never holds back immediate work.
+
+A cycle that raises (a system down, a guard tripped) makes its lane wait ``retry_delay`` before it runs
+anything again — 1 s, 2 s, 4 s … capped at the entity's incremental interval — and the scheduled work it was
+doing stays due, so it runs again once the wait is over. Each lane backs off on its own failures; readiness
+counts the consecutive failures of either (:attr:`EntitySchedule.consecutive_failures`).
 
 :class:`RecordBackoff` is the per-record half, like a controller's rate-limited work queue: a record whose
 action failed waits ``base · 2^(failures-1)`` seconds (capped) before it is acted on again; meanwhile scheduled
@@ -43,6 +47,8 @@ JobKind = Literal["targeted", "requested", "full", "incremental"]
 
 #: First wait after a failed cycle, in seconds; doubles per consecutive failure up to the incremental interval.
 CYCLE_RETRY_BASE = 1.0
+#: Seconds an idle immediate lane sleeps when nothing is queued or delayed (new work wakes it at once).
+IDLE_WAIT = 3600.0
 #: Outcome kinds that are not attempts at changing the target (a held record's skip is one of them).
 NOT_ATTEMPTS = frozenset({"skip", "quarantine"})
 
@@ -73,9 +79,13 @@ class EntitySchedule:
     next_incremental: float
     next_full: float
     failures: int = 0
-    """Consecutive failed cycles (0 after a success)."""
+    """Consecutive failed scheduled cycles (0 after a success)."""
     retry_at: float = 0.0
-    """After a failed cycle, no cycle of any kind starts before this time."""
+    """After a failed scheduled cycle, no scheduled cycle starts before this time."""
+    immediate_failures: int = 0
+    """Consecutive failed targeted cycles."""
+    immediate_retry_at: float = 0.0
+    """After a failed targeted cycle, no targeted cycle starts before this time."""
 
     @classmethod
     def starting(cls, *, incremental_seconds: float, full_seconds: float, now: float) -> EntitySchedule:
@@ -87,12 +97,19 @@ class EntitySchedule:
             next_full=now + full_seconds,
         )
 
+    @property
+    def consecutive_failures(self) -> int:
+        """The longer run of consecutive failures of the two lanes (what readiness reports)."""
+        return max(self.failures, self.immediate_failures)
+
     def next_job(self, now: float, *, queued: bool, requested: bool) -> JobKind | None:
-        """The cycle to run now, or None when nothing is due (or the entity is backing off)."""
+        """The cycle to run now, or None when nothing is due (or its lane is backing off). Queued records
+        (``targeted``) come first; the immediate lane asks with ``requested=False``, the scheduled one with
+        ``queued=False``."""
+        if queued and now >= self.immediate_retry_at:
+            return "targeted"
         if now < self.retry_at:
             return None
-        if queued:
-            return "targeted"
         if requested:
             return "requested"
         if now >= self.next_full:
@@ -115,9 +132,21 @@ class EntitySchedule:
             due = min(due, delayed_at)
         return max(0.0, max(due, self.retry_at) - now)
 
+    def immediate_wait(self, now: float, *, queued: bool, delayed_at: float | None) -> float:
+        """Seconds until the immediate lane may have work, assuming none arrives (0 = run now)."""
+        if queued:
+            return max(0.0, self.immediate_retry_at - now)
+        if delayed_at is None:
+            return IDLE_WAIT
+        return max(0.0, max(delayed_at, self.immediate_retry_at) - now)
+
     def finished(self, kind: JobKind, now: float, *, ok: bool) -> None:
         """Record the end of a cycle. Pass ``full`` for any cycle that read everything (a first incremental
         cycle without a cursor, a requested full one): it resets both intervals."""
+        if kind == "targeted":
+            self.immediate_failures = 0 if ok else self.immediate_failures + 1
+            self.immediate_retry_at = now + self.immediate_retry_delay() if not ok else 0.0
+            return
         if not ok:
             self.failures += 1
             self.retry_at = now + self.retry_delay()
@@ -131,9 +160,14 @@ class EntitySchedule:
             self.next_incremental = now + self.incremental_seconds
 
     def retry_delay(self) -> float:
-        """The wait after the current run of consecutive failures."""
+        """The scheduled lane's wait after its current run of consecutive failures."""
         cap = max(CYCLE_RETRY_BASE, self.incremental_seconds)
         return backoff_delay(self.failures, CYCLE_RETRY_BASE, cap)
+
+    def immediate_retry_delay(self) -> float:
+        """The immediate lane's wait after its current run of consecutive failures."""
+        cap = max(CYCLE_RETRY_BASE, self.incremental_seconds)
+        return backoff_delay(self.immediate_failures, CYCLE_RETRY_BASE, cap)
 
 
 @dataclass

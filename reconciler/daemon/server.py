@@ -8,8 +8,9 @@ route                                              answer
                                                    ``readiness-failures`` cycles in a row; 503 otherwise and
                                                    while stopping. The JSON body says which entity fails, why.
 ``GET /metrics``                                   Prometheus text format (see :mod:`reconciler.daemon.metrics`)
-``POST /webhooks/{integration}/{entity}``          ``{"ids": [...]}``: queue these source records for an
-                                                   immediate targeted cycle → 202 ``{"queued", "deduplicated"}``
+``POST /webhooks/{integration}/{entity}``          ``{"ids": [...]}`` (or a COS BE change event): queue these
+                                                   source records for an immediate targeted cycle → 202
+                                                   ``{"queued", "deduplicated"}``
 ``POST /sync/{integration}/{entity}``              queue an on-demand cycle → 202 ``{"requested", "queued"}``;
                                                    ``?full=1``: a full resync; ``?allow-mass-removal=1``: the
                                                    operator's override of the removal guard for that cycle

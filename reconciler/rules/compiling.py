@@ -13,12 +13,15 @@ decided here.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
+
+import msgspec
 
 from reconciler import model
 from reconciler.errors import ConfigError, RuleError
@@ -44,8 +47,10 @@ class _Program:
     needs_tables: bool
     """Some source expression calls ``lookup()``: the env carries the tables under ``LOOKUPS_KEY``."""
     filter: Fn | None
-    checks: tuple[tuple[Fn, templates.Template, str, bool], ...]
-    """(test, reason, where, quarantine)"""
+    checks: tuple[tuple[Fn, templates.Template, str, str], ...]
+    """(test, reason, where, on-fail) of the checks that reject a record"""
+    create_checks: tuple[tuple[Fn, templates.Template, str], ...]
+    """(test, reason, where) of the ``skip-create`` checks: they only block a create"""
     steps: tuple[tuple[str, Step], ...]
     may_omit: bool
     label: templates.Template | None
@@ -69,6 +74,8 @@ class CompiledRule:
     target_system: str
     target_collection: str
     first_sight: tuple[str, ...]
+    first_sight_fallback: tuple[str, ...]
+    """A second natural key, tried when the first has an empty part or matches nothing."""
     on_unmatched: schema.OnUnmatched
     apply_action: schema.ApplyAction
     operation: str
@@ -117,18 +124,18 @@ class CompiledRule:
         label = self._label(env)
         try:
             _run_checks(program.checks, env)
+            blocked = _create_blocks(program.create_checks, env) if program.create_checks else ""
             fields = {name: step(env, lookups) for name, step in program.steps}
         except Reject as reject:
             kind = Quarantined if reject.quarantine else Skipped
             return kind(record.id, reject.reason, label, record.updated_at)
-        blocked = ""
         if program.may_omit:
             kept: dict[str, Value] = {}
             for name, value in fields.items():
                 if value is OMIT:
                     continue
                 if type(value) is Blocked:
-                    blocked = blocked or value.reason
+                    blocked = f"{blocked}; {value.reason}" if blocked else value.reason
                     continue
                 kept[name] = value
             fields = kept
@@ -137,6 +144,11 @@ class CompiledRule:
             source_id=record.id,
             fields=fields,
             natural_key={key: fields.get(key) for key in self.first_sight},
+            fallback_key=(
+                {key: fields.get(key) for key in self.first_sight_fallback}
+                if self.first_sight_fallback
+                else None
+            ),
             content_hash=model.content_hash(fields),
             create_only=self.create_only,
             label=label,
@@ -161,14 +173,27 @@ class CompiledRule:
         return label.render(env) if label is not None else ""
 
 
-def _run_checks(checks: tuple[tuple[Fn, templates.Template, str, bool], ...], env: Env) -> None:
-    for test, reason, where, quarantine in checks:
+def _run_checks(checks: tuple[tuple[Fn, templates.Template, str, str], ...], env: Env) -> None:
+    for test, reason, where, on_fail in checks:
         try:
             passed = test(env)
         except ValueError as exc:
             raise Reject(f"{where}: {exc}", quarantine=True) from None
         if not passed:
-            raise Reject(reason.render(env), quarantine=quarantine)
+            raise Reject(reason.render(env), quarantine=on_fail == "quarantine")
+
+
+def _create_blocks(checks: tuple[tuple[Fn, templates.Template, str], ...], env: Env) -> str:
+    """The reasons of every failing ``skip-create`` check, joined ("" when the record may be created)."""
+    reasons: list[str] = []
+    for test, reason, where in checks:
+        try:
+            passed = test(env)
+        except ValueError as exc:
+            raise Reject(f"{where}: {exc}", quarantine=True) from None
+        if not passed:
+            reasons.append(reason.render(env))
+    return "; ".join(reasons)
 
 
 def compile_rule(
@@ -184,8 +209,9 @@ def compile_rule(
     ``lookup_schemas`` maps each table lookup's name to the schema of its collection. Raises RuleError for
     rule problems and ConfigError for options the rule does not declare or of the wrong type.
     """
-    spec = rule.spec
     resolved = resolve_options(rule, options)
+    rule = _expand_field_maps(rule, resolved)
+    spec = rule.spec
     compiler = _Compiler(rule, source, target, resolved)
     if spec.source.incremental and not source.incremental:
         raise rule.error(
@@ -207,6 +233,7 @@ def compile_rule(
         target_system=spec.target.system,
         target_collection=spec.target.collection,
         first_sight=tuple(spec.match.first_sight),
+        first_sight_fallback=tuple(spec.match.first_sight_fallback),
         on_unmatched=spec.match.on_unmatched,
         apply_action=spec.apply.action,
         operation=spec.apply.operation or "",
@@ -255,11 +282,43 @@ def _option_value(rule: RuleFile, name: str, default: Value, value: Value) -> Va
     expected = type(default)
     if expected is float and type(value) is int:
         return float(value)
+    if expected is dict:
+        if not isinstance(value, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+        ):
+            raise ConfigError(f"option '{name}' for {rule.name} must be a table of text, got {value!r}")
+        return dict(value)
     if type(value) is not expected:
         raise ConfigError(
             f"option '{name}' for {rule.name} must be {expected.__name__}, got {type(value).__name__} {value!r}"
         )
     return value
+
+
+def _expand_field_maps(rule: RuleFile, options: Mapping[str, Value]) -> RuleFile:
+    """``rule`` with one ``[fields.X]`` per entry of each ``[field-map.OPTION]`` option (resolved values)."""
+    spec = rule.spec
+    if not spec.field_map:
+        return rule
+    fields = dict(spec.fields)
+    for option, fmap in spec.field_map.items():
+        table = options.get(option)
+        assert isinstance(table, dict)  # checked by validating (declared table) and resolve_options (config)
+        for key, value in table.items():
+            name = fmap.target.replace("{key}", key).replace("{value}", value)
+            if name in fields:
+                raise rule.error(
+                    f"field-map.{option}: entry {key!r} maps onto '{name}', which another field maps already",
+                    "field-map",
+                    option,
+                )
+            fields[name] = schema.Field(
+                from_=fmap.from_.replace("{key}", key).replace("{value}", value),
+                transform=fmap.transform,
+                when_missing=fmap.when_missing,
+                update=fmap.update,
+            )
+    return dataclasses.replace(rule, spec=msgspec.structs.replace(spec, fields=fields))
 
 
 def _lookup_spec(rule: RuleFile, name: str, schemas: Mapping[str, CollectionSchema]) -> LookupSpec:
@@ -323,9 +382,9 @@ class _Compiler:
         self.rule = rule
         self.spec = rule.spec
         self.options = options
-        self.source_fields = source.fields | {"id"}
-        self.target_fields = target.fields | target.writable | {"id"}
-        self.writable = target.writable or target.fields
+        self.source_fields = _Names(source.fields | {"id"}, source.open_prefixes)
+        self.target_fields = _Names(target.fields | target.writable | {"id"}, target.open_prefixes)
+        self.writable = _Names(target.writable or target.fields, target.open_prefixes)
         self.source_name = f"{self.spec.source.system} {self.spec.source.collection}"
         self.target_name = f"{self.spec.target.system} {self.spec.target.collection}"
         self.operation_args = self._operation_args(target)
@@ -385,15 +444,17 @@ class _Compiler:
 
     def program(self, lookups: Mapping[str, LookupSpec]) -> _Program:
         spec = self.spec
-        checks = tuple(
+        compiled = [
             (
                 self.expression(("source", "check", i, "expr"), check.expr).fn,
                 self.template(("source", "check", i, "reason"), check.reason),
                 f"source.check[{i}]",
-                check.on_fail == "quarantine",
+                check.on_fail,
             )
             for i, check in enumerate(spec.source.check)
-        )
+        ]
+        checks = tuple(c for c in compiled if c[3] != "skip-create")
+        create_checks = tuple(c[:3] for c in compiled if c[3] == "skip-create")
         unmatched = spec.match.unmatched_reason
         src_filter, tgt_filter = spec.source.filter, spec.target.filter
         target_filter = (
@@ -406,6 +467,7 @@ class _Compiler:
             needs_id=self.source_id_used,
             filter=self.expression(("source", "filter"), src_filter).fn if src_filter is not None else None,
             checks=checks,
+            create_checks=create_checks,
             steps=steps,
             needs_tables=self.needs_tables,
             may_omit=any(
@@ -499,6 +561,25 @@ class _Compiler:
             return spec.value if transform is None else transform(spec.value)
         except ValueError as exc:
             raise self.fail(("fields", name, "value"), exc) from None
+
+
+class _Names(frozenset[str]):
+    """A collection's field names plus its open prefixes: any name under a prefix counts as a field
+    (tenant-defined attributes such as Vetro ``properties.<label>`` or COS ``metadata.<name>``)."""
+
+    prefixes: tuple[str, ...]
+
+    def __new__(cls, names: Collection[str], prefixes: Collection[str]) -> _Names:
+        made = super().__new__(cls, names)
+        made.prefixes = tuple(prefixes)
+        return made
+
+    def __contains__(self, name: object) -> bool:
+        if frozenset.__contains__(self, name):
+            return True
+        return isinstance(name, str) and any(
+            name.startswith(prefix) and len(name) > len(prefix) for prefix in self.prefixes
+        )
 
 
 def _hint_of(exc: expressions.ExpressionError) -> str:

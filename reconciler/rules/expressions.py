@@ -14,7 +14,8 @@ Semantics, chosen so a rule never crashes on odd data:
 * ``x in [..]`` / ``x in field`` test membership (a substring for text); ``in null`` is false.
 * ``+ - * /`` work on numbers (``+`` also joins two texts); null on either side gives null; anything else, or a
   division by zero, raises :class:`ValueError`, which the compiled rule turns into a quarantine reason.
-* Functions: ``len present lower upper trim str int float round coalesce option`` (see :mod:`reconciler.rules.functions`), plus
+* Functions: ``len present lower upper trim str int float round coalesce case format option`` (see
+  :mod:`reconciler.rules.functions`), plus
   ``iff(cond, a, b)`` (evaluates only the branch it returns) and ``lookup("name", key)``: the rule's lookup table
   ``name`` at ``key`` (null when absent; a key several records share raises :class:`ValueError`). The tables
   reach the closures through the record's env under :data:`LOOKUPS_KEY`, which the compiled rule adds only

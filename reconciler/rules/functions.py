@@ -1,5 +1,10 @@
 """The arithmetic and the plain functions of the rule expression language (``len``, ``coalesce``, ``int``…).
 
+Two build values from others: ``case(x, k1, v1, k2, v2, …[, default])`` translates a code (``'InDeployment'`` →
+``'In deployment'``: the ``v`` of the first ``k`` equal to ``x``, else the default or null) and
+``format(template, a, b, …)`` fills a template's ``{}`` / ``{0}`` placeholders in order or by position (a URL
+built from a record's ids; any null argument makes the result null, so a missing id never yields a broken URL).
+
 Each is a pure function over values; bad input raises :class:`ValueError`, which the compiled rule turns into a
 quarantine reason. ``option``, ``iff`` and ``lookup`` are not here: the expression compiler handles them itself
 (they are folded at compile time, evaluated lazily, or read the lookup tables).
@@ -8,6 +13,7 @@ quarantine reason. ``option``, ``iff`` and ``lookup`` are not here: the expressi
 from __future__ import annotations
 
 import operator
+import string
 from collections.abc import Callable
 from typing import Any
 
@@ -85,6 +91,31 @@ def _round(value: Any, digits: Any = None) -> Any:
     return round(value, digits)
 
 
+def _case(value: Any, *pairs: Any) -> Any:
+    for index in range(0, len(pairs) - 1, 2):
+        if pairs[index] == value and isinstance(pairs[index], bool) == isinstance(value, bool):
+            return pairs[index + 1]
+    return pairs[-1] if len(pairs) % 2 else None
+
+
+def _format(template: Any, *args: Any) -> Any:
+    if template is None or any(a is None for a in args):
+        return None
+    if not isinstance(template, str):
+        raise ValueError(f"format() needs a text template, got {template!r}")
+    try:
+        pieces = list(string.Formatter().parse(template))
+    except ValueError as exc:
+        raise ValueError(f"format(): bad template {template!r}: {exc}") from None
+    for _literal, name, spec, conversion in pieces:
+        if name is not None and (spec or conversion or not (name == "" or name.isdigit())):
+            raise ValueError(f"format(): only {{}} and {{0}} placeholders are allowed, not {{{name}}}")
+    try:
+        return template.format(*(transforms.to_str(a) for a in args))
+    except (IndexError, ValueError) as exc:
+        raise ValueError(f"format(): {template!r} with {len(args)} argument(s): {exc}") from None
+
+
 FUNCTIONS: dict[str, Callable[..., Any]] = {
     "len": _len,
     "lower": _text_function("lower", str.lower),
@@ -96,4 +127,6 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
     "int": transforms.to_int,
     "float": transforms.to_float,
     "round": _round,
+    "case": _case,
+    "format": _format,
 }

@@ -29,6 +29,19 @@ Beyond field updates (``[match]`` and ``[apply]``):
 * ``[apply] action``: what a matched record gets — ``"update"`` of its fields (default), ``"delete"`` of the
   target record, or ``"operation"``: the target connector's named ``operation`` with the mapped fields as its
   arguments (for what TOML cannot say, e.g. OZmap's "cancel client").
+* ``[match] first-sight-fallback``: a second natural key, tried for a record whose first-sight key has an empty
+  part or matches nothing (``cosbe-vetro``: by External Identification, else by External Service Location ID).
+  A key with an empty part never matches anything, and ``id`` names the target record's own id.
+
+Conditions and config-driven mappings (``rules/cosbe-vetro`` shows both):
+
+* ``[[source.check]] on-fail = "skip-create"``: the condition gates creation only — a record failing it is
+  skipped where it would be created (every failing such check is named in the reason), while a record that
+  already has a counterpart is still matched and updated (the seed's auto-import conditions);
+* an option whose ``default`` is a table of text (``{ "Survey Done" = "Survey Done" }``) holds a mapping the
+  config may replace, and ``[field-map.OPTION]`` turns each of its entries into one field: ``target`` and
+  ``from`` are templates where ``{key}`` and ``{value}`` stand for the entry (``target = "properties.{value}"``,
+  ``from = "metadata.{key}"``), with the usual ``transform``, ``when-missing`` and ``update`` keys.
 """
 
 from __future__ import annotations
@@ -39,8 +52,11 @@ import msgspec
 
 #: A literal in a rule file (TOML has no null).
 Scalar: TypeAlias = str | int | float | bool
+#: What an option may hold: a literal, or a table of text (a mapping the config may replace).
+OptionValue: TypeAlias = str | int | float | bool | dict[str, str]
 
 WhenMissing = Literal["skip", "quarantine", "default", "null", "omit"]
+OnFail = Literal["quarantine", "skip", "skip-create"]
 RemovalAction = Literal["inactivate", "delete", "ignore"]
 OnUnmatched = Literal["create", "skip", "ignore"]
 ApplyAction = Literal["update", "delete", "operation"]
@@ -69,8 +85,9 @@ class Check(_Table, frozen=True):
 
     expr: str
     reason: str
-    on_fail: Literal["quarantine", "skip"] = "quarantine"
-    """``"skip"``: the record is fine but cannot be synced now (e.g. its box is not linked yet)."""
+    on_fail: OnFail = "quarantine"
+    """``"skip"``: the record is fine but cannot be synced now (e.g. its box is not linked yet).
+    ``"skip-create"``: the record must not be *created* (skipped where it would be); a matched one is updated."""
 
 
 class Source(_Table, frozen=True):
@@ -95,6 +112,8 @@ class Match(_Table, frozen=True):
     """``[match]``: how a record is recognised on the target before a link exists, and what no match does."""
 
     first_sight: list[Name] = msgspec.field(default_factory=list)
+    first_sight_fallback: list[Name] = msgspec.field(default_factory=list)
+    """A second key, tried when the first has an empty part or matches nothing."""
     on_unmatched: OnUnmatched = "create"
     unmatched_reason: str | None = None
     """Template (source fields) of the skip reason when ``on-unmatched = "skip"``."""
@@ -119,9 +138,10 @@ class Lookup(_Table, frozen=True):
 
 
 class Option(_Table, frozen=True):
-    """``[options.NAME]``: a setting the config may change; its type is the type of ``default``."""
+    """``[options.NAME]``: a setting the config may change; its type is the type of ``default`` (a table of
+    text for a mapping, e.g. COS metadata name → Vetro attribute label)."""
 
-    default: Scalar
+    default: OptionValue
     description: str = ""
 
 
@@ -137,6 +157,19 @@ class Field(_Table, frozen=True):
     reason: str | None = None
     default: Scalar | None = None
     default_if: Name | None = None
+    update: bool = True
+
+
+class FieldMap(_Table, frozen=True):
+    """``[field-map.OPTION]``: one ``[fields.X]`` per entry of the table option ``OPTION``.
+
+    ``target`` and ``from`` are templates in which ``{key}`` and ``{value}`` stand for the entry's key and value.
+    """
+
+    target: Name
+    from_: Name = msgspec.field(name="from")
+    transform: Name | None = None
+    when_missing: WhenMissing | None = None
     update: bool = True
 
 
@@ -172,10 +205,16 @@ class Rule(_Table, frozen=True):
     apply: Apply = Apply()
     lookups: dict[str, Lookup] = msgspec.field(default_factory=dict)
     options: dict[str, Option] = msgspec.field(default_factory=dict)
+    field_map: dict[str, FieldMap] = msgspec.field(default_factory=dict)
     removal: Removal = Removal()
     schedule: Schedule = Schedule()
     guard: Guard = Guard()
 
 
 #: Sections that are tables of named tables, with the Struct of each entry (decoded one by one for line numbers).
-NAMED_TABLES: dict[str, type[_Table]] = {"fields": Field, "lookups": Lookup, "options": Option}
+NAMED_TABLES: dict[str, type[_Table]] = {
+    "fields": Field,
+    "lookups": Lookup,
+    "options": Option,
+    "field-map": FieldMap,
+}

@@ -12,9 +12,11 @@ an expression's syntax without any schema, and so the grammar can be read in one
     term       := unary (("*" | "/") unary)*
     unary      := "-" unary | primary
     primary    := NUMBER | STRING | "true" | "false" | "null" | NAME | NAME "(" [expr ("," expr)*] ")"
-                | "(" expr ")" | "[" [expr ("," expr)*] "]"
+                | QUOTED_NAME | "(" expr ")" | "[" [expr ("," expr)*] "]"
 
-Names are field names (letters, digits, ``_``; dots reach into nested dicts). Only whitelisted functions parse.
+Names are field names (letters, digits, ``_``; dots reach into nested dicts). A field whose name holds other
+characters is written between backticks, e.g. `` `properties.Building Type` `` (a quoted name is never a
+keyword or a function). Only whitelisted functions parse.
 Every error is an :class:`ExpressionError` carrying the 1-based column it was found at.
 """
 
@@ -42,6 +44,8 @@ FUNCTIONS: dict[str, tuple[int, int | None]] = {
     "round": (1, 2),
     "iff": (3, 3),
     "lookup": (2, 2),
+    "case": (3, None),
+    "format": (1, None),
 }
 #: functions whose first argument must be a quoted name (an option, a lookup table)
 NAMED_FIRST = {"option": 'option("name")', "lookup": 'lookup("name", key)'}
@@ -56,6 +60,7 @@ _TOKEN = re.compile(
   | (?P<number>(?:\d+\.\d*|\.\d+|\d+)(?:[eE][+-]?\d+)?)
   | (?P<string>'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")
   | (?P<name>[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*)
+  | (?P<quoted>`[^`]+`)
   | (?P<op>==|!=|<=|>=|<|>|\+|-|\*|/|\(|\)|\[|\]|,)
     """,
     re.VERBOSE,
@@ -77,7 +82,7 @@ class ExpressionError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class Token:
-    kind: str  # number | string | name | op | end
+    kind: str  # number | string | name | quoted | op | end
     text: str
     col: int
 
@@ -148,6 +153,8 @@ def tokenize(text: str) -> Iterator[Token]:
             char = text[pos]
             if char in "'\"":
                 raise ExpressionError("unterminated string", pos + 1)
+            if char == "`":
+                raise ExpressionError("unterminated or empty `quoted name`", pos + 1)
             if char == "=":
                 raise ExpressionError("unexpected '=' (compare with '==')", pos + 1)
             raise ExpressionError(f"unexpected character {char!r}", pos + 1)
@@ -274,6 +281,8 @@ class _Parser:
             return Lit(unquote(token.text), token.col)
         if token.kind == "name":
             return self.name(token)
+        if token.kind == "quoted":
+            return Name(token.text[1:-1], token.col)
         if token.kind == "op" and token.text == "(":
             node = self.expr()
             self.expect(")")

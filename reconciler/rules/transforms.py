@@ -142,6 +142,16 @@ def sn_bool(value: Value) -> Value:
     raise ValueError(f"not an S/N flag: {value!r}")
 
 
+def yes_no(value: Value) -> Value:
+    """A flag as a Yes/No choice: booleans and the texts ``"true"``/``"false"`` (any case; a checkbox as COS BE
+    stores it) become ``"Yes"``/``"No"``; other values pass through (a Yes/No already, or a mapped free text)."""
+    if isinstance(value, bool):
+        return "Yes" if value else "No"
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return "Yes" if value.strip().lower() == "true" else "No"
+    return value
+
+
 def lower(value: Value) -> Value:
     """Lower-case text."""
     if value is None:
@@ -181,6 +191,7 @@ TRANSFORMS: Mapping[str, Transform] = MappingProxyType(
         "int": _int,
         "bool_sn": bool_sn,
         "sn_bool": sn_bool,
+        "yes_no": yes_no,
         "lower": lower,
         "upper": upper,
     }

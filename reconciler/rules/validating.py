@@ -81,7 +81,10 @@ def check(rule: RuleFile) -> None:
         _check_lookup(rule, name, lookup)
     for name, field in spec.fields.items():
         _check_field(rule, name, field)
+    for option, fmap in spec.field_map.items():
+        _check_field_map(rule, option, fmap)
     _check_match(rule)
+    _check_checks(rule)
     _check_apply(rule)
     _check_removal(rule)
     for key in ("incremental", "full"):
@@ -176,12 +179,78 @@ def _check_default(rule: RuleFile, name: str, field: schema.Field) -> None:
 
 
 def _check_match(rule: RuleFile) -> None:
-    for key in rule.spec.match.first_sight:
-        if key not in rule.spec.fields:
-            mapped = ", ".join(rule.spec.fields)
+    match = rule.spec.match
+    for where, keys in (
+        ("first-sight", match.first_sight),
+        ("first-sight-fallback", match.first_sight_fallback),
+    ):
+        for key in keys:
+            if key not in rule.spec.fields:
+                mapped = ", ".join(rule.spec.fields)
+                raise rule.error(
+                    f"match.{where}: '{key}' is not a mapped field; mapped: {mapped}", "match", where
+                )
+    if match.first_sight_fallback and not match.first_sight:
+        raise rule.error(
+            "match.first-sight-fallback: a fallback needs a first-sight key to fall back from",
+            "match",
+            "first-sight-fallback",
+        )
+
+
+def _check_checks(rule: RuleFile) -> None:
+    for i, check in enumerate(rule.spec.source.check):
+        if check.on_fail == "skip-create" and rule.spec.match.on_unmatched != "create":
             raise rule.error(
-                f"match.first-sight: '{key}' is not a mapped field; mapped: {mapped}", "match", "first-sight"
+                f'source.check[{i}].on-fail: "skip-create" gates creation, but this rule never creates '
+                '(on-unmatched is not "create"); use "skip"',
+                "source",
+                "check",
+                i,
+                "on-fail",
             )
+
+
+def _check_field_map(rule: RuleFile, option: str, fmap: schema.FieldMap) -> None:
+    where = f"field-map.{option}"
+    declared = rule.spec.options.get(option)
+    if declared is None:
+        known = ", ".join(sorted(rule.spec.options)) or "none"
+        raise rule.error(f"{where}: unknown option '{option}'; declared: {known}", "field-map", option)
+    if not isinstance(declared.default, dict):
+        raise rule.error(
+            f"{where}: option '{option}' is not a table (its default must be a table of text)",
+            "field-map",
+            option,
+        )
+    for key, text in (("target", fmap.target), ("from", fmap.from_)):
+        try:
+            names = set(templates.template_names(text))
+        except ValueError as exc:
+            raise rule.error(f"{where}.{key}: {exc}", "field-map", option, key) from None
+        if not names <= {"key", "value"} or (key == "target" and not names):
+            raise rule.error(
+                f"{where}.{key}: use the placeholders {{key}} and {{value}} (the option's entries)"
+                + (", at least one" if key == "target" else ""),
+                "field-map",
+                option,
+                key,
+            )
+    if fmap.transform is not None and fmap.transform not in transforms.TRANSFORMS:
+        known = ", ".join(sorted(transforms.TRANSFORMS))
+        raise rule.error(
+            f"{where}.transform: unknown transform '{fmap.transform}'; known: {known}",
+            "field-map",
+            option,
+            "transform",
+        )
+    if fmap.when_missing in ("skip", "quarantine", "default"):
+        raise rule.error(
+            f'{where}.when-missing: a mapped field takes "null" or "omit"',
+            "field-map",
+            option,
+            "when-missing",
+        )
 
 
 def _check_apply(rule: RuleFile) -> None:

@@ -41,6 +41,8 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
+from reconciler.sandbox import answers
+
 CONTROL_PREFIX = "/_sandbox/"
 KINDS = ("latency", "error", "429", "timeout", "reset", "malformed", "html", "lost")
 REQUEST_LOG_MAX = 200_000
@@ -229,6 +231,7 @@ class Faults:
         app.router.add_get("/_sandbox/requests", self._get_requests)
         app.router.add_delete("/_sandbox/requests", self._delete_requests)
         app.router.add_get("/_sandbox/stats", self._get_stats)
+        answers.install(app)  # content tampering (truncated list streams, canned answers): see answers.py
 
     async def _get_faults(self, request: web.Request) -> web.Response:
         return json_response(self.rules)

@@ -14,7 +14,9 @@ config with its secret files, then serves until SIGINT/SIGTERM.
 Credentials derive from the seed, so one seed always yields the same key/token: OZmap gets an API key shaped like
 OZmap's own (an HS256 JWT with ``module: "api"``, no ``exp``) plus a login/password pair; IXC gets a
 ``"<user id>:<64 hex>"`` token; ArchOLT a ``read_write`` Bearer token, its install built from the world's OZmap
-OLTs and boxes (:mod:`~reconciler.sandbox.generate_archolt`). Ports: ``port_base`` 0 picks free ports; otherwise OZmap listens on ``port_base``,
+OLTs and boxes (:mod:`~reconciler.sandbox.generate_archolt`); Vetro a ``token``, COS BE an environment and API key
+(plus the secret its change webhooks are signed with), both seeded by :mod:`~reconciler.sandbox.vetro_seed` and
+:mod:`~reconciler.sandbox.cosbe_seed` with one service location per ten units of scale. Ports: ``port_base`` 0 picks free ports; otherwise OZmap listens on ``port_base``,
 IXC on ``port_base + 1`` (later systems continue the sequence).
 
 Generation is synchronous and runs before the servers start (about a minute at scale 1 000 000). Like every
@@ -43,7 +45,7 @@ from typing import Any
 
 from aiohttp import web
 
-from reconciler.sandbox import archolt, generate_archolt, ixc, ozmap
+from reconciler.sandbox import archolt, cosbe, cosbe_seed, generate_archolt, ixc, ozmap, vetro, vetro_seed
 from reconciler.sandbox.faults import Faults
 from reconciler.sandbox.generate import World
 
@@ -59,11 +61,24 @@ __all__ = [
     "running",
 ]
 
-SYSTEMS = ("ozmap", "ixc", "archolt")
+SYSTEMS = ("ozmap", "ixc", "archolt", "vetro", "cosbe")
 """Systems the runner knows, in port order (``port_base + index``)."""
 
-API_PATHS = {"ozmap": "/api/v2", "ixc": "/webservice/v1", "archolt": "/api/v1"}
-SECRET_FILES = {"ozmap": "ozmap.key", "ixc": "ixc.token", "archolt": "archolt.token"}
+API_PATHS = {
+    "ozmap": "/api/v2",
+    "ixc": "/webservice/v1",
+    "archolt": "/api/v1",
+    "vetro": "/v3",
+    "cosbe": "/v1",
+}
+SECRET_FILES = {
+    "ozmap": "ozmap.key",
+    "ixc": "ixc.token",
+    "archolt": "archolt.token",
+    "vetro": "vetro.token",
+    "cosbe": "cosbe.key",
+}
+COSBE_WEBHOOK_FILE = "cosbe.webhook"
 OZMAP_USER = "reconciler"
 
 
@@ -76,6 +91,11 @@ class Credentials:
     ozmap_password: str
     ixc_token: str
     archolt_token: str = ""
+    vetro_token: str = ""
+    cosbe_environment: str = ""
+    cosbe_key: str = ""
+    cosbe_webhook_secret: str = ""
+    """COS BE signs its change webhooks with it (``X-COS-Signature``); the daemon checks them with it."""
 
 
 def _b64url(data: bytes) -> str:
@@ -98,6 +118,10 @@ def credentials(seed: int) -> Credentials:
         ozmap_password=hashlib.sha256(b"password:" + digest).hexdigest()[:20],
         ixc_token=f"{10 + digest[15] % 90}:{token_hash}",
         archolt_token=hashlib.sha256(b"archolt:" + digest).hexdigest()[:40],
+        vetro_token=hashlib.sha256(b"vetro:" + digest).hexdigest()[:40],
+        cosbe_environment=f"sandbox-{seed}",
+        cosbe_key=hashlib.sha256(b"cosbe:" + digest).hexdigest()[:32],
+        cosbe_webhook_secret="whsec-" + hashlib.sha256(b"cosbe-webhook:" + digest).hexdigest()[:32],
     )
 
 
@@ -165,11 +189,17 @@ class Sandboxes:
                 f"url = {_toml_str(system.url)}",
                 f"secret = {{ file = {_toml_str(secret_file)} }}",
             ]
+            if system.name == "cosbe":
+                lines.append(
+                    f"webhook-secret = {{ file = {_toml_str(f'{secrets_dir}/{COSBE_WEBHOOK_FILE}')} }}"
+                )
         if "ozmap" in self and "ixc" in self:
             lines += ["", "[integrations.ozmap-ixc]", "", "[integrations.ozmap-ixc.options]"]
             lines.append("create_box_without_olt = false")
         if "ozmap" in self and "archolt" in self:
             lines += ["", "[integrations.archolt-ozmap]"]
+        if "vetro" in self and "cosbe" in self:
+            lines += _cosbe_vetro_lines(self["vetro"].url)
         return "\n".join(lines) + "\n"
 
     def write_config(
@@ -182,8 +212,31 @@ class Sandboxes:
         folder.chmod(0o700)
         for system in self:
             _write_private(folder / SECRET_FILES[system.name], system.secret + "\n")
+        if "cosbe" in self:
+            _write_private(folder / COSBE_WEBHOOK_FILE, self.credentials.cosbe_webhook_secret + "\n")
         path.write_text(self.config_text(state_path=state_path, secrets_dir=secrets_dir), encoding="utf-8")
         return path
+
+
+def _cosbe_vetro_lines(vetro_url: str) -> list[str]:
+    """The integration of COS BE with Vetro (deep links to the sandbox's map page, the metadata mapped onto Vetro
+    attributes) and request rates under the sandboxes' limits (vetro.md V8, cosbe.md C9)."""
+    mapping = ", ".join(
+        f"{_toml_str(n)} = {_toml_str(n)}" for n in ("Survey Done", "Install Notes", "Splice Tray")
+    )
+    return [
+        "",
+        "[systems.cosbe.http]",
+        "rate-limit = 18",
+        "",
+        "[systems.vetro.http]",
+        "rate-limit = 9",
+        "",
+        "[integrations.cosbe-vetro]",
+        "[integrations.cosbe-vetro.options]",
+        f"vetro_map_url = {_toml_str(vetro_url + '/ui/feature/{1}?plan_id={0}')}",
+        f"metadata_attributes = {{ {mapping} }}",
+    ]
 
 
 def _toml_str(value: str) -> str:
@@ -227,19 +280,48 @@ def _build_apps(
             arch_store.load(name, rows)
         app = archolt.create_app(arch_store)
         apps["archolt"] = (app, arch_store, app[archolt.FAULTS_KEY], creds.archolt_token)
+    size = max(20, world.scale // 10)  # service locations (and, for part of them, COS objects)
+    if "vetro" in wanted:
+        vetro_store = vetro.VetroStore(tokens={creds.vetro_token: vetro.TokenScope()}, seed=world.seed)
+        vetro_seed.seed_into(vetro_store, seed=world.seed, size=size)
+        app = vetro.create_app(vetro_store)
+        apps["vetro"] = (app, vetro_store, app[vetro.FAULTS_KEY], creds.vetro_token)
+    if "cosbe" in wanted:
+        key = cosbe.ApiKey(environment=creds.cosbe_environment)
+        cos_store = cosbe.CosbeStore(keys={creds.cosbe_key: key}, seed=world.seed)
+        cos_store.webhooks.secret = creds.cosbe_webhook_secret
+        cosbe_seed.seed_into(cos_store, seed=world.seed, size=size)
+        app = cosbe.create_app(cos_store)
+        apps["cosbe"] = (
+            app,
+            cos_store,
+            app[cosbe.FAULTS_KEY],
+            f"{creds.cosbe_environment}:{creds.cosbe_key}",
+        )
     return apps
 
 
 @contextlib.asynccontextmanager
 async def running(
-    systems: Sequence[str], *, seed: int, scale: int, host: str = "127.0.0.1", port_base: int = 0
+    systems: Sequence[str],
+    *,
+    seed: int,
+    scale: int,
+    host: str = "127.0.0.1",
+    port_base: int = 0,
+    cosbe_webhook: str | None = None,
 ) -> AsyncIterator[Sandboxes]:
-    """Generate the world of ``(seed, scale)``, load it and serve ``systems`` until the block exits."""
+    """Generate the world of ``(seed, scale)``, load it and serve ``systems`` until the block exits.
+
+    ``cosbe_webhook``: where COS BE delivers its change webhooks (the daemon's ``/webhooks/cosbe-vetro/objects``),
+    when known; ``POST /_sandbox/webhook`` on the COS sandbox sets it later."""
     wanted = _check_systems(systems)
     started = time.perf_counter()
     world = World(seed=seed, scale=scale)
     creds = credentials(seed)
     apps = _build_apps(world, wanted, creds)
+    if cosbe_webhook is not None and "cosbe" in apps:
+        apps["cosbe"][1].webhooks.url = cosbe_webhook
     generated = time.perf_counter() - started
     async with contextlib.AsyncExitStack() as stack:
         running_systems: dict[str, SandboxSystem] = {}
@@ -279,6 +361,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--write-config", metavar="FILE", type=Path, help="write an engine config (and secrets) here"
     )
+    parser.add_argument(
+        "--cosbe-webhook",
+        metavar="URL",
+        help="COS BE delivers its change webhooks here (the daemon's .../webhooks/cosbe-vetro/objects)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -304,7 +391,12 @@ async def _serve(args: argparse.Namespace, systems: list[str]) -> int:
         loop.add_signal_handler(signum, stop.set)
     try:
         async with running(
-            systems, seed=args.seed, scale=args.scale, host=args.host, port_base=args.port_base
+            systems,
+            seed=args.seed,
+            scale=args.scale,
+            host=args.host,
+            port_base=args.port_base,
+            cosbe_webhook=getattr(args, "cosbe_webhook", None),
         ) as sandboxes:
             _report(sandboxes, args)
             await stop.wait()
@@ -339,6 +431,13 @@ def _report(sandboxes: Sandboxes, args: argparse.Namespace) -> None:
             out.append(f"  login:    {creds.ozmap_login} / {creds.ozmap_password}")
         elif system.name == "archolt":
             out.append(f"  token:    {creds.archolt_token}  (Bearer)")
+        elif system.name == "vetro":
+            out.append(f"  token:    {creds.vetro_token}  (header 'token')")
+        elif system.name == "cosbe":
+            out.append(f"  key:      {creds.cosbe_key}  (BusinessEngine: {creds.cosbe_environment})")
+            out.append(
+                f"  webhooks: signed with {creds.cosbe_webhook_secret}; POST {system.control_url}webhook"
+            )
         else:
             out.append(f"  token:    {creds.ixc_token}")
         out.append(f"  control:  {system.control_url}")

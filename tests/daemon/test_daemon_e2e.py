@@ -98,18 +98,17 @@ async def test_webhooks_for_a_queued_record_are_deduplicated(sandboxes: Sandboxe
     build_world(sandboxes)
     async with running_daemon(daemon_config(sandboxes, incremental="1h")) as daemon:
         await first_cycle_done(daemon)
-        # Hold the next cycle in flight: its first read of OZmap boxes answers after 5 s.
+        # Hold the immediate lane busy: the targeted cycle of B2 reads OZmap boxes, which answer after 5 s.
         await sandboxes.control(
             "ozmap", "POST", "faults", {"kind": "latency", "route": "boxes", "seconds": 5, "count": 1}
         )
-        status, _ = await daemon.request("POST", "/sync/ozmap-ixc/boxes", headers=bearer())
-        assert status == 202
+        assert await daemon.webhook([B2]) == (202, {"queued": 1, "deduplicated": 0})
 
         async def stalled() -> bool:
             stats = await sandboxes.control("ozmap", "GET", "stats")
             return bool(stats["injected"].get("latency"))
 
-        await wait_for(stalled, "the on-demand cycle to be in flight")
+        await wait_for(stalled, "the targeted cycle of B2 to be in flight")
         assert await daemon.webhook([B1]) == (202, {"queued": 1, "deduplicated": 0})
         assert await daemon.webhook([B1]) == (202, {"queued": 0, "deduplicated": 1})
         assert await daemon.sample("reconciler_queue_depth", entity="boxes") == 1
@@ -117,9 +116,9 @@ async def test_webhooks_for_a_queued_record_are_deduplicated(sandboxes: Sandboxe
         assert await daemon.sample("reconciler_cycle_in_progress", entity="boxes") == 1
 
         async def drained() -> bool:
-            return await daemon.sample("reconciler_cycles_total", mode="targeted") == 1
+            return await daemon.sample("reconciler_cycles_total", mode="targeted") == 2
 
-        await wait_for(drained, "one targeted cycle for the two webhooks")
+        await wait_for(drained, "one targeted cycle of B2, then one for the two webhooks of B1")
         assert await daemon.sample("reconciler_queue_depth", entity="boxes") == 0
     daemon.assert_clean_logs()
 

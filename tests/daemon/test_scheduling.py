@@ -73,8 +73,9 @@ def test_a_failed_cycle_backs_the_entity_off_and_stays_due() -> None:
     s = schedule(incremental=10)
     s.finished("incremental", T0, ok=False)
     assert s.failures == 1 and s.retry_at == T0 + CYCLE_RETRY_BASE
-    assert due(s, T0 + 0.5, queued=True) is None  # not even immediate work while backing off
-    assert s.wait_seconds(T0 + 0.5, queued=True, requested=False, delayed_at=None) == pytest.approx(0.5)
+    assert due(s, T0 + 0.5, requested=True) is None  # no scheduled work while backing off
+    assert s.wait_seconds(T0 + 0.5, queued=False, requested=True, delayed_at=None) == pytest.approx(0.5)
+    assert due(s, T0 + 0.5, queued=True) == "targeted"  # the immediate lane has its own backoff
     assert due(s, T0 + 1) == "incremental"  # the failed incremental cycle is still due
     delays = []
     for _ in range(5):
@@ -83,6 +84,28 @@ def test_a_failed_cycle_backs_the_entity_off_and_stays_due() -> None:
     assert delays == [2, 4, 8, 10, 10]  # doubling, capped at the incremental interval
     s.finished("incremental", T0 + 50, ok=True)
     assert (s.failures, s.retry_at) == (0, 0)
+
+
+def test_each_lane_backs_off_on_its_own_failures_and_readiness_counts_either() -> None:
+    s = schedule(incremental=300)
+    s.finished("targeted", T0, ok=False)
+    s.finished("targeted", T0, ok=False)
+    assert (s.immediate_failures, s.immediate_retry_at) == (2, T0 + 2)
+    assert due(s, T0 + 1, queued=True) == "incremental"  # the queued records wait; the scheduled lane runs
+    assert s.immediate_wait(T0 + 1, queued=True, delayed_at=None) == pytest.approx(1)
+    assert s.consecutive_failures == 2
+    s.finished("incremental", T0 + 1, ok=True)  # a scheduled success does not lift the immediate backoff
+    assert s.consecutive_failures == 2 and due(s, T0 + 1.5, queued=True) is None
+    assert due(s, T0 + 2, queued=True) == "targeted"
+    s.finished("targeted", T0 + 2, ok=True)
+    assert (s.consecutive_failures, s.immediate_retry_at) == (0, 0)
+
+
+def test_the_immediate_lane_waits_for_queued_or_delayed_records_only() -> None:
+    s = schedule(incremental=300)
+    assert s.immediate_wait(T0, queued=True, delayed_at=None) == 0
+    assert s.immediate_wait(T0, queued=False, delayed_at=T0 + 30) == 30
+    assert s.immediate_wait(T0, queued=False, delayed_at=None) >= 3600  # idle: new work wakes it
 
 
 def test_a_failed_full_resync_is_retried() -> None:

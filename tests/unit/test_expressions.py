@@ -128,8 +128,8 @@ def test_evaluate(text: str, env: dict[str, Value], expected: Value) -> None:
         ("in", "unexpected 'in' at column 1"),
         (
             "eval(a)",
-            "unknown function 'eval' at column 1; known: coalesce, float, iff, int, len, lookup, lower, "
-            "option, present, round, str, trim, upper",
+            "unknown function 'eval' at column 1; known: case, coalesce, float, format, iff, int, len, lookup, "
+            "lower, option, present, round, str, trim, upper",
         ),
         ("len(a, b)", "len() takes 1 argument(s), got 2 at column 1"),
         ("round()", "round() takes 1 to 2 argument(s), got 0 at column 1"),

@@ -137,7 +137,7 @@ def test_base_rule_loads() -> None:
         pytest.param(
             edit('from = "title"', 'from = "title"\ntransform = "uper"'),
             "16: fields.name.transform: unknown transform 'uper'; known: bool_sn, float, int, int_str, "
-            "ixc_coordinate, ixc_decimal, ixc_reading, lower, sn_bool, str, text, upper",
+            "ixc_coordinate, ixc_decimal, ixc_reading, lower, sn_bool, str, text, upper, yes_no",
             id="unknown-transform",
         ),
         pytest.param(

@@ -69,6 +69,7 @@ CATALOG: Catalog = {
         incremental=True,
         deletions=False,
         description="Objects (locations): status, service status, drop, group, address, external ids, metadata.*",
+        open_prefixes=frozenset({METADATA_PREFIX}),
     ),
     "groups": CollectionSchema(fields=frozenset({"name"}), description="Object groups"),
     "metadata_fields": CollectionSchema(

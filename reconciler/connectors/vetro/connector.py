@@ -68,6 +68,7 @@ CATALOG: Catalog = {
         incremental=True,
         deletions=False,
         description="Service Location features: x-vetro ids/times, lon/lat, properties.<label> per attribute",
+        open_prefixes=frozenset({PROPERTY_PREFIX}),
     ),
     "plans": CollectionSchema(
         fields=frozenset({"label", "project_id", "project_label"}), description="Plans visible to the token"
