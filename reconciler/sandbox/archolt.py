@@ -81,6 +81,7 @@ from reconciler.sandbox.archolt_values import (
     parse_time,
 )
 from reconciler.sandbox.faults import Faults, json_response
+from reconciler.sandbox.ratelimit import TokenBuckets
 
 __all__ = [
     "DEFAULT_READ_TOKEN",
@@ -180,31 +181,12 @@ def _path_id(request: web.Request, missing: str, label: str) -> int:
         raise ApiError(missing, {label: request.match_info["id"]}) from None
 
 
-class _Limiter:
-    """Per-token token buckets (archolt.md 2 "Rate limit", A13)."""
-
-    def __init__(self) -> None:
-        self._buckets: dict[str, tuple[float, float]] = {}
-
-    def wait(self, token: str, rate: float, burst: int, now: float) -> float:
-        """Take one token; 0 when allowed, else the seconds until one is available."""
-        if rate <= 0:
-            return 0.0
-        level, stamp = self._buckets.get(token, (float(burst), now))
-        level = min(float(burst), level + max(0.0, now - stamp) * rate)
-        if level >= 1.0:
-            self._buckets[token] = (level - 1.0, now)
-            return 0.0
-        self._buckets[token] = (level, now)
-        return (1.0 - level) / rate
-
-
 class _Api:
     """Handlers of the faithful ``/api/v1`` routes, and the auth/rate-limit/error middleware."""
 
     def __init__(self, store: ArcholtStore) -> None:
         self.store = store
-        self.limiter = _Limiter()
+        self.limiter = TokenBuckets()
 
     @web.middleware
     async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -221,7 +203,7 @@ class _Api:
                 response.headers["WWW-Authenticate"] = 'Bearer realm="ArchOLT"'
                 return response
             knobs = store.knobs
-            wait = self.limiter.wait(token, knobs.rate_limit, knobs.rate_burst, store.monotonic())
+            wait = self.limiter.take(token, knobs.rate_limit, knobs.rate_burst, store.monotonic())
             if wait > 0:
                 retry_after = max(1, math.ceil(wait))
                 response = error_response(ApiError("rate_limited", {"retry_after": retry_after}))

@@ -41,7 +41,6 @@ The sandbox imports only aiohttp, msgspec, the stdlib and ``reconciler.sandbox``
 from __future__ import annotations
 
 import math
-import time
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any, Final
@@ -63,6 +62,7 @@ from reconciler.sandbox.cosbe_store import (
     parse_since,
 )
 from reconciler.sandbox.faults import Faults, json_response
+from reconciler.sandbox.ratelimit import TokenBuckets
 
 __all__ = [
     "DEFAULT_API_KEY",
@@ -132,37 +132,12 @@ def problem_response(problem: Problem) -> web.Response:
     return response
 
 
-class RateLimiter:
-    """Per-key token buckets; the rate and burst are read from the knobs at every call."""
-
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
-        self._clock = clock
-        self._buckets: dict[str, tuple[float, float]] = {}
-
-    def clear(self) -> None:
-        self._buckets.clear()
-
-    def take(self, key: str, rate: float, burst: float) -> float:
-        """Take one request from ``key``'s bucket; 0 when allowed, else seconds until one is available."""
-        if rate <= 0:
-            return 0.0
-        now = self._clock()
-        capacity = max(1.0, burst)
-        tokens, stamp = self._buckets.get(key, (capacity, now))
-        tokens = min(capacity, tokens + (now - stamp) * rate)
-        if tokens < 1.0:
-            self._buckets[key] = (tokens, now)
-            return (1.0 - tokens) / rate
-        self._buckets[key] = (tokens - 1.0, now)
-        return 0.0
-
-
 class _Api:
     """The faithful ``/v1/`` routes and their auth/rate-limit/problem middleware."""
 
     def __init__(self, store: CosbeStore) -> None:
         self.store = store
-        self.limiter = RateLimiter()
+        self.limiter = TokenBuckets()
         self.routes: dict[tuple[str, str], Callable[[web.Request, str], Awaitable[web.Response]]] = {
             ("GET", "object/list"): self.list_objects,
             ("GET", "object/get"): self.get_object,

@@ -42,7 +42,6 @@ from __future__ import annotations
 import collections
 import html
 import math
-import time
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any, Final
@@ -52,6 +51,7 @@ from aiohttp import web
 
 from reconciler.sandbox import vetro_seed
 from reconciler.sandbox.faults import Faults, json_response
+from reconciler.sandbox.ratelimit import TokenBuckets
 from reconciler.sandbox.vetro_filter import FilterError, parse_filter, parse_order
 from reconciler.sandbox.vetro_schema import TokenScope
 from reconciler.sandbox.vetro_store import (
@@ -137,37 +137,12 @@ def _too_many(retry_after: float) -> web.Response:
     return response
 
 
-class _Limiter:
-    """Per-token token buckets; reads the rate and burst from the knobs at every call."""
-
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
-        self._clock = clock
-        self._buckets: dict[str, tuple[float, float]] = {}
-
-    def clear(self) -> None:
-        self._buckets.clear()
-
-    def take(self, token: str, rate: float, burst: float) -> float:
-        """Take one request from ``token``'s bucket; 0 when allowed, else seconds until one is available."""
-        if rate <= 0:
-            return 0.0
-        now = self._clock()
-        capacity = max(1.0, burst)
-        tokens, stamp = self._buckets.get(token, (capacity, now))
-        tokens = min(capacity, tokens + (now - stamp) * rate)
-        if tokens < 1.0:
-            self._buckets[token] = (tokens, now)
-            return (1.0 - tokens) / rate
-        self._buckets[token] = (tokens - 1.0, now)
-        return 0.0
-
-
 class _Api:
     """Handlers of the faithful routes, and the auth/rate-limit/error middleware."""
 
     def __init__(self, store: VetroStore) -> None:
         self.store = store
-        self.limiter = _Limiter()
+        self.limiter = TokenBuckets()
         self.daily: collections.Counter[tuple[str, str]] = collections.Counter()
 
     @web.middleware
