@@ -102,9 +102,10 @@ async def _plan_or_sync(args: argparse.Namespace, *, apply: bool) -> int:
             outcomes.update(run.outcomes)
             failures += run.failures
     plan = Plan(created_at=_now(), entities=tuple(entity_plans))
-    print(report.render_text(plan, outcomes if apply else None))
+    overridden = apply and getattr(args, "allow_mass_removal", False) and not guard_message
+    print(report.render_text(plan, outcomes if apply else None, guard_overridden=overridden))
     _write_outputs(args, plan, outcomes if apply else None)
-    if guard_message or plan.guard_tripped:
+    if guard_message or (plan.guard_tripped and not overridden):
         print(f"\nstopped by a guard: {guard_message or 'see GUARD lines above'}", file=sys.stderr)
         return EXIT_GUARD
     if failures:

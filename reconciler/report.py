@@ -100,7 +100,9 @@ def _grouped_reasons(actions: Sequence[Skip | Quarantine]) -> list[tuple[str, li
     return sorted(groups.items(), key=lambda item: (-len(item[1]), item[0]))
 
 
-def render_text(plan: Plan, outcomes: dict[str, list[Outcome]] | None = None) -> str:
+def render_text(
+    plan: Plan, outcomes: dict[str, list[Outcome]] | None = None, *, guard_overridden: bool = False
+) -> str:
     """The terminal report: a summary per entity, then details per action kind."""
     lines: list[str] = []
     for entity in plan.entities:
@@ -134,7 +136,9 @@ def render_text(plan: Plan, outcomes: dict[str, list[Outcome]] | None = None) ->
         lines.append("")
     total = plan.changes
     verdict = "in sync: nothing to do" if total == 0 else f"{total} change(s) planned"
-    if plan.guard_tripped:
+    if plan.guard_tripped and guard_overridden:
+        verdict += " — guard overridden by the operator (--allow-mass-removal): applied"
+    elif plan.guard_tripped:
         verdict += " — GUARD TRIPPED, nothing will be applied without an override"
     lines.append(verdict)
     return "\n".join(lines)

@@ -217,6 +217,13 @@ class Transport:
                 text = text.replace(secret, "***")
         return text
 
+    def excerpt(self, body: bytes | str) -> str:
+        """A capped excerpt of a remote body, blanked of credentials *before* it is cut (a cut secret would leak)."""
+        if not body:
+            return ""
+        text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
+        return excerpt_text(self.scrub(text))
+
     async def request(
         self,
         method: str,
@@ -259,7 +266,7 @@ class Transport:
         self, cls: type[errors.RemoteError], method: str, path: str, what: str, body: bytes | str = b""
     ) -> errors.RemoteError:
         """A mapped error ``cls`` whose message is ``"METHOD /path → what: <excerpt>"`` (scrubbed)."""
-        text = excerpt_text(body) if body else ""
+        text = self.excerpt(body)
         message = self.scrub(f"{method} {self._path(path)} → {what}" + (f": {text}" if text else ""))
         return cls(self.system, message)
 
@@ -312,7 +319,7 @@ class Transport:
 
     def _status_error(self, method: str, path: str, response: Response) -> errors.RemoteError:
         status = response.status
-        text = excerpt_text(response.body) if response.body else ""
+        text = self.excerpt(response.body)
         message = self.scrub(f"{method} {self._path(path)} → {status}" + (f": {text}" if text else ""))
         err: errors.RemoteError
         if status == 429:

@@ -43,9 +43,8 @@ from tests.reliability.support import CycleLog, Edit, FinalState, Verdict
 KINDS = ("5xx", "429", "timeout", "reset", "malformed", "html", "ixc-200-error", "lost")
 #: Share of requests that get a fault.
 RATE = 0.10
-#: BUG-1 (see test_faults.py): an OZmap PATCH/DELETE answered 200 with a garbled body counts as done although
-#: nothing happened. Until it is fixed, malformed answers hit OZmap reads only (IXC: every request).
-MALFORMED_OZMAP_WRITES = False
+#: Malformed answers hit OZmap writes too: a 200 with a garbled body is not taken for done (it was BUG-1).
+MALFORMED_OZMAP_WRITES = True
 IXC_REFUSAL = {"type": "error", "message": "Não foi possível salvar o registro, tente novamente!<br />"}
 
 

@@ -43,12 +43,6 @@ async def test_cycles_under_faults_converge_to_the_fault_free_result(
         assert injected == set(scenario.kinds), result.injected
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG-1: OzmapClient.patch/delete/action decode any 2xx body with _ignore: a 200 answer with a "
-    "garbled body counts as done although OZmap did nothing, so a cancelled client is left behind for good",
-)
-@pytest.mark.timeout(120)
 async def test_an_ozmap_delete_answered_200_with_a_garbled_body_is_not_taken_for_done(tmp_path: Path) -> None:
     async with support.world("ozmap-ixc", scale=200) as sandboxes:
         cfg = config_mod.load(support.write_config(sandboxes, tmp_path))

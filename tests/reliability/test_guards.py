@@ -182,11 +182,6 @@ async def test_the_share_guard_stops_mass_removal_until_the_operator_overrides_i
         assert code == 0, out + err
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG-2: cli._plan_or_sync returns exit 3 ('stopped by a guard', 'nothing will be applied') for a sync "
-    "whose guard the operator overrode with --allow-mass-removal, although the removals were applied",
-)
 async def test_an_overridden_guard_reports_the_sync_as_applied(tmp_path: Path) -> None:
     async with support.world(INTEGRATION, scale=SCALE) as sandboxes:
         cfg = await synced_world(sandboxes, tmp_path)

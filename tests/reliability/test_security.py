@@ -149,11 +149,6 @@ async def test_remote_errors_echoing_credentials_are_redacted_everywhere(sandbox
     assert_no_secret(out + err, "an error message")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG-6: Transport._status_error/error cap the body excerpt (300 chars) before scrub(), so a credential "
-    "cut by the cap is not recognised and its first characters leak into the message",
-)
 async def test_a_credential_cut_by_the_excerpt_cap_does_not_leak_in_part(sandboxes: Sandboxes) -> None:
     build_world(sandboxes)
     cfg = sandboxes.config()

@@ -27,7 +27,7 @@ from reconciler import errors
 from reconciler.config import SystemConfig
 from reconciler.connectors import paging
 from reconciler.connectors.archolt import views
-from reconciler.connectors.http import Response, Transport, excerpt_text
+from reconciler.connectors.http import Response, Transport
 
 T = TypeVar("T")
 
@@ -82,7 +82,7 @@ class ArcholtTransport(Transport):
             body = views.ErrorBody()
         if body.error is not None:
             code, details = body.error.code, body.error.details
-        text = excerpt_text(response.body) if response.body else ""
+        text = self.excerpt(response.body)
         message = self.scrub(f"{method} {self._path(path)} → {status}" + (f": {text}" if text else ""))
         cls = CursorExpired if status == 410 else Refused
         return cls(self.system, message, status=status, code=code, details=details)

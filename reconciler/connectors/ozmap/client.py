@@ -177,17 +177,37 @@ class OzmapClient:
 
     async def action(self, path: str) -> None:
         """``POST path`` with no body to an idempotent action endpoint (e.g. a drop's fibre disconnect)."""
-        await self.transport.request("POST", path, json={}, decode=_ignore)
+        await self.transport.request("POST", path, json={}, decode=self._no_content("POST", path))
 
     async def patch(self, resource: str, record_id: str, body: dict[str, Any]) -> None:
         """``PATCH /resource/id`` with only the changed fields (204)."""
         path = f"/{resource}/{quote(record_id, safe='')}"
-        await self.transport.request("PATCH", path, json=body, decode=_ignore)
+        await self.transport.request("PATCH", path, json=body, decode=self._no_content("PATCH", path))
 
     async def delete(self, resource: str, record_id: str) -> None:
         """``DELETE /resource/id`` (204)."""
         path = f"/{resource}/{quote(record_id, safe='')}"
-        await self.transport.request("DELETE", path, decode=_ignore)
+        await self.transport.request("DELETE", path, decode=self._no_content("DELETE", path))
+
+    def _no_content(self, method: str, path: str) -> Callable[[Response], None]:
+        """Accept a write's answer only when it is empty (204) or JSON: a garbled 2xx body is not proof of success.
+
+        Such a body means a proxy or a broken server answered, so the write may not have happened; these writes
+        are idempotent, so the transient error makes the transport send them again.
+        """
+        transport = self.transport
+
+        def check(response: Response) -> None:
+            if not response.body.strip():
+                return
+            try:
+                msgspec.json.decode(response.body)
+            except msgspec.DecodeError as exc:
+                raise transport.error(
+                    errors.TransientRemoteError, method, path, "unreadable answer to a write", response.body
+                ) from exc
+
+        return check
 
     def _decoder(self, decoder: msgspec.json.Decoder[T], method: str, path: str) -> Callable[[Response], T]:
         transport = self.transport
@@ -205,7 +225,3 @@ class OzmapClient:
                 ) from exc
 
         return decode
-
-
-def _ignore(response: Response) -> None:
-    return None

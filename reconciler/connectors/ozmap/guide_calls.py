@@ -332,7 +332,8 @@ class GuideCalls:
     async def batch_update(self, resource: str, where: Filter, update: dict[str, Any]) -> None:
         """``POST /<resource>/batch-update {filter, update}`` (204)."""
         body = {"filter": where, "update": update}
-        await self.transport.request("POST", f"/{resource}/batch-update", json=body, decode=_ignore)
+        path = f"/{resource}/batch-update"
+        await self.transport.request("POST", path, json=body, decode=self.client._no_content("POST", path))
 
     def powered_properties(self) -> AsyncIterator[list[Property]]:
         """Every property with a client and a read power, client populated, page by page."""
@@ -420,10 +421,6 @@ class GuideCalls:
                 raise transport.error(errors.TransientRemoteError, method, path, what, response.body) from exc
 
         return decode
-
-
-def _ignore(response: Response) -> None:
-    return None
 
 
 def _jwt_user(key: str) -> str | None:
