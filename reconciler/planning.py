@@ -201,7 +201,9 @@ def plan(spec: PlanSpec, data: PlanInput) -> EntityPlan:
         if isinstance(item, Quarantined):
             actions.append(Quarantine(item.source_id, item.reason, item.label))
             continue
-        if item.source_id not in data.links:
+        link = data.links.get(item.source_id)
+        if link is None or (spec.on_unmatched != "create" and link.target_id not in data.targets):
+            # Matched by natural key below, in source-id order (a vanished target is looked for again too).
             unlinked.append(item)
             continue
         action = _plan_desired(spec, data, item, (candidates, fallback), taken)
