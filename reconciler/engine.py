@@ -10,6 +10,7 @@ them; the transport still bounds the requests in flight per system.
 from __future__ import annotations
 
 import contextlib
+import gc
 import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
@@ -30,6 +31,12 @@ from reconciler.rules import compiling, loading
 from reconciler.rules.compiling import CompiledRule
 from reconciler.state.sqlite import SqliteStateStore
 from reconciler.state.store import RunRow
+
+#: Cyclic-GC thresholds while an engine is open (the default is (700, 10, 10)). A cycle allocates millions of
+#: long-lived, acyclic objects (records, desired records, links, target snapshots); at the default thresholds
+#: the collector keeps re-scanning them — 14% of the CPU of a 100k-record full cycle, more at 1M. Reference
+#: cycles are still collected, after 100 000 net allocations instead of 700.
+GC_THRESHOLDS = (100_000, 50, 100)
 
 
 class IntegrationRun(msgspec.Struct):
@@ -68,10 +75,15 @@ class Engine:
     @classmethod
     @contextlib.asynccontextmanager
     async def open(cls, cfg: config_mod.Config, *, lock: bool = True) -> AsyncIterator[Engine]:
-        """Open the state store (migrating it) and one HTTP session per system."""
+        """Open the state store (migrating it) and one HTTP session per system.
+
+        While an engine is open the cyclic garbage collector runs less often (:data:`GC_THRESHOLDS`).
+        """
         store = SqliteStateStore(cfg.state_path)
         await store.open(lock=lock)
         engine = cls(cfg, store)
+        previous_gc = gc.get_threshold()
+        gc.set_threshold(*(max(old, new) for old, new in zip(previous_gc, GC_THRESHOLDS, strict=True)))
         try:
             for name, system in cfg.systems.items():
                 session = make_session(system.http, limit=system.http.concurrency)
@@ -81,6 +93,7 @@ class Engine:
                 engine.targeted_limiters[name] = anyio.CapacityLimiter(system.http.concurrency)
             yield engine
         finally:
+            gc.set_threshold(*previous_gc)
             for session in engine.sessions:
                 await session.close()
             await store.close()
