@@ -105,8 +105,14 @@ def markdown(run: dict[str, Any]) -> str:
         )
     out.append(
         f"{meta['machine']}; Python {meta['python']}; {meta['started']}; whole run {meta['total_s'] / 60:.1f} min. "
-        "Sandboxes, engine cycles, replays and peer loads each run in their own process on loopback "
-        f"(2 cores shared by all of them); engine HTTP concurrency {meta['concurrency']} per system.\n"
+        "Sandboxes, engine cycles, replays and peer loads each run in their own process on loopback"
+        + (
+            " — the sandbox pinned to core 0, every engine cycle and baseline replay to core 1 (server and client, "
+            "as on two machines; dlt and the state-store test unpinned)"
+            if meta.get("pinned")
+            else ""
+        )
+        + f"; engine HTTP concurrency {meta['concurrency']} per system.\n"
     )
     if meta["world"] == "network":
         sizes = ", ".join(f"N = {s['n']:,} → {s['fetched']:,} OZmap boxes" for s in scales)

@@ -137,6 +137,7 @@ def main(argv: list[str] | None = None) -> int:
         "total_s": time.perf_counter() - started,
         "concurrency": settings.concurrency,
         "profiled": args.profile,
+        "pinned": scenarios.PINNED,
     }
     (RESULTS / f"{name}.json").write_text(json.dumps(run, indent=2) + "\n")
     table = report.markdown(run)

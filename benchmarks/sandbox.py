@@ -47,7 +47,9 @@ START_TIMEOUT = 1800.0
 class Sandbox:
     """A running sandbox child process and the engine config it wrote."""
 
-    def __init__(self, scale: int, workdir: Path, *, world: World = "network") -> None:
+    def __init__(
+        self, scale: int, workdir: Path, *, world: World = "network", cpus: frozenset[int] | None = None
+    ) -> None:
         self.scale = scale
         self.world = world
         self.workdir = workdir
@@ -61,6 +63,8 @@ class Sandbox:
         started = time.perf_counter()
         self._log = self.log_path.open("w")
         self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT)
+        if cpus:
+            os.sched_setaffinity(self.proc.pid, cpus)
         deadline = time.monotonic() + START_TIMEOUT
         while READY not in self.log_path.read_text():
             if self.proc.poll() is not None or time.monotonic() > deadline:

@@ -76,12 +76,28 @@ def load() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
 
 
-def child(module: str, *args: str) -> dict[str, Any]:
-    """Run ``python -m module args`` and return its last stdout line as JSON (stderr shown on failure)."""
-    done = subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True)
-    if done.returncode != 0:
-        raise RuntimeError(f"{module} {' '.join(args)} failed ({done.returncode}):\n{done.stderr[-4000:]}")
-    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+#: With two cores or more, the sandbox process runs on core 0 and every engine cycle and baseline replay on
+#: core 1: like a server and a client on two machines, and the engine and its baseline compete for exactly the
+#: same CPU. (dlt and the state-store test are not pinned: duckdb uses every core it gets.)
+SERVER_CPUS: frozenset[int] = frozenset({0})
+CLIENT_CPUS: frozenset[int] = frozenset({1})
+PINNED = len(os.sched_getaffinity(0)) >= 2 and {0, 1} <= os.sched_getaffinity(0)
+
+
+def child(module: str, *args: str, pin: bool = False) -> dict[str, Any]:
+    """Run ``python -m module args`` and return its last stdout line as JSON (stderr shown on failure).
+
+    ``pin``: run it on :data:`CLIENT_CPUS` (when :data:`PINNED`).
+    """
+    proc = subprocess.Popen(
+        [sys.executable, "-m", module, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    if pin and PINNED:
+        os.sched_setaffinity(proc.pid, CLIENT_CPUS)  # before its imports are done, long before it measures
+    stdout, stderr = proc.communicate()
+    if proc.returncode != 0:
+        raise RuntimeError(f"{module} {' '.join(args)} failed ({proc.returncode}):\n{stderr[-4000:]}")
+    result: dict[str, Any] = json.loads(stdout.strip().splitlines()[-1])
     return result
 
 
@@ -119,7 +135,7 @@ def cycle(
         args += ["--http", item]
     if profile is not None:
         args += ["--profile", str(profile)]
-    return child("benchmarks.engine_cycle", *args)
+    return child("benchmarks.engine_cycle", *args, pin=True)
 
 
 def read_path(result: dict[str, Any]) -> float:
@@ -188,15 +204,8 @@ def count_requests(entries: list[dict[str, Any]]) -> dict[str, int]:
 
 def replay(sb: Sandbox, path: Path, concurrency: int) -> dict[str, Any]:
     """Replay the logged requests in ``path`` bare, in a child process (:mod:`benchmarks.baseline`)."""
-    return child(
-        "benchmarks.baseline",
-        "--requests",
-        str(path),
-        "--config",
-        str(sb.config),
-        "--concurrency",
-        str(concurrency),
-    )
+    args = ["--requests", str(path), "--config", str(sb.config), "--concurrency", str(concurrency)]
+    return child("benchmarks.baseline", *args, pin=True)
 
 
 def peer(sb: Sandbox, entity: BenchEntity, folder: Path, fmt: str, phase: str) -> dict[str, Any]:
@@ -224,7 +233,7 @@ def run_scale(settings: Settings, n: int, log: Log) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix=f"bench-{n}-", dir=settings.workdir) as tmp:
         work = Path(tmp)
         log(f"  sandbox: {entity.world} world of scale {scale:,} …")
-        with Sandbox(scale, work, world=entity.world) as sb:
+        with Sandbox(scale, work, world=entity.world, cpus=SERVER_CPUS if PINNED else None) as sb:
             out["sandbox_startup_s"] = sb.startup_s
             peer_here = settings.peer_scale == n and bool(settings.peer_formats)
             if peer_here:
