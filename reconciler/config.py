@@ -29,13 +29,16 @@ into :class:`Secret` values whose ``repr`` hides them. Relative paths resolve ag
 from __future__ import annotations
 
 import os
+import re
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 import msgspec
 
 from reconciler.errors import ConfigError
+from reconciler.rules.locating import Locator, PathPart, dotted, split_msgspec_error
 
 PositiveFloat = Annotated[float, msgspec.Meta(gt=0)]
 NonNegativeFloat = Annotated[float, msgspec.Meta(ge=0)]
@@ -204,21 +207,21 @@ class Config(msgspec.Struct, frozen=True):
 
 
 def load(path: str | os.PathLike[str], *, environ: dict[str, str] | None = None) -> Config:
-    """Read, validate and resolve a config file. Every problem raises :class:`ConfigError` naming the file."""
+    """Read, validate and resolve a config file.
+
+    Every problem raises :class:`ConfigError` as one line ``<file>:<line>: <what is wrong>``, the line being the
+    one of the offending key or table, e.g. ``systems.ozmap: unknown key "tokn"``. Secret values are never quoted.
+    """
     cfg_path = Path(path)
     env = dict(os.environ) if environ is None else environ
     try:
         text = cfg_path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"{cfg_path}: cannot read config file: {exc.strerror}") from None
-    try:
-        raw = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{cfg_path}: {exc}") from None
-    try:
-        parsed = msgspec.convert(raw, ConfigFile)
-    except msgspec.ValidationError as exc:
-        raise ConfigError(f"{cfg_path}: {exc}") from None
+    raw = _parse_toml(cfg_path, text)
+    where = _Where(cfg_path, Locator(text))
+    parsed = _decode(raw, where)
+    _check_kinds(parsed, where)
     base = cfg_path.parent
     systems = {
         name: SystemConfig(
@@ -228,12 +231,12 @@ def load(path: str | os.PathLike[str], *, environ: dict[str, str] | None = None)
             secret=(
                 Secret("")
                 if section.kind in SECRETLESS_KINDS and section.secret == SecretRef()
-                else _resolve_secret(section.secret, base, env, f"{cfg_path}: systems.{name}.secret")
+                else _resolve_secret(section.secret, base, env, where.at("systems", name, "secret"))
             ),
             http=section.http,
             webhook_secret=(
                 _resolve_secret(
-                    section.webhook_secret, base, env, f"{cfg_path}: systems.{name}.webhook-secret"
+                    section.webhook_secret, base, env, where.at("systems", name, "webhook-secret")
                 )
                 if section.webhook_secret is not None
                 else None
@@ -259,11 +262,120 @@ def load(path: str | os.PathLike[str], *, environ: dict[str, str] | None = None)
         max_inactivate_share=parsed.guard.max_inactivate_share,
         daemon=parsed.daemon,
         webhook_secret=(
-            _resolve_secret(parsed.daemon.webhook_secret, base, env, f"{cfg_path}: daemon.webhook-secret")
+            _resolve_secret(parsed.daemon.webhook_secret, base, env, where.at("daemon", "webhook-secret"))
             if parsed.daemon.webhook_secret is not None
             else None
         ),
     )
+
+
+# --------------------------------------------------------------------------------------------- errors
+
+_T = TypeVar("_T")
+_TOML_POSITION = re.compile(r"\(at line (\d+), column \d+\)$")
+_UNKNOWN = re.compile(r"Object contains unknown field `(.*)`", re.DOTALL)
+_MISSING = re.compile(r"Object missing required field `(.*)`", re.DOTALL)
+_WRONG_TYPE = re.compile(r"Expected `([^`]*)`, got `(\w+)`")
+
+#: Tables whose keys are names (of a system, an integration, a schedule override), decoded entry by entry
+#: before the whole file: msgspec reports a dict key as ``[...]``, losing the name the message must give.
+_NAMED_TABLES: tuple[tuple[tuple[str, ...], type[msgspec.Struct]], ...] = (
+    (("systems",), SystemSection),
+    (("integrations",), IntegrationSection),
+    (("daemon", "schedules"), ScheduleOverride),
+)
+_SECRET_KEYS = frozenset({"secret", "webhook-secret"})
+_SECRET_FORM = 'give { env = "VAR" } or { file = "path" }'
+
+
+class _Where:
+    """Turns a TOML key path into ``<file>:<line>: <dotted.path>: `` prefixes and errors."""
+
+    def __init__(self, file: Path, locator: Locator) -> None:
+        self.file = file
+        self.locator = locator
+
+    def at(self, *path: PathPart) -> str:
+        """``<file>:<line of path>: <dotted path>`` (just ``<file>:<line>`` for the top level)."""
+        prefix = f"{self.file}:{self.locator.line(path)}"
+        return f"{prefix}: {dotted(path)}" if path else prefix
+
+    def error(
+        self, message: str, *path: PathPart, line_of: tuple[PathPart, ...] | None = None
+    ) -> ConfigError:
+        """A ConfigError about ``path``, at the line of ``line_of`` (default: of ``path``)."""
+        line = self.locator.line(path if line_of is None else line_of)
+        where = f"{dotted(path)}: " if path else ""
+        return ConfigError(f"{self.file}:{line}: {where}{message}")
+
+
+def _parse_toml(path: Path, text: str) -> dict[str, Any]:
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        message = str(exc)
+        match = _TOML_POSITION.search(message)
+        if match is not None:
+            line = int(match.group(1))
+        else:  # "(at end of document)"
+            line = max(text.count("\n") + (0 if text.endswith("\n") else 1), 1)
+        message = message[:1].lower() + message[1:]
+        raise ConfigError(f"{path}:{line}: invalid TOML: {message}") from None
+
+
+def _decode(raw: dict[str, Any], where: _Where) -> ConfigFile:
+    for keys, entry_type in _NAMED_TABLES:
+        table: Any = raw
+        for key in keys:
+            table = table.get(key) if isinstance(table, Mapping) else None
+        if isinstance(table, Mapping):
+            for name, entry in table.items():
+                _convert(entry, entry_type, (*keys, name), where)
+    return _convert(raw, ConfigFile, (), where)
+
+
+def _convert(raw: Any, kind: type[_T], prefix: tuple[PathPart, ...], where: _Where) -> _T:
+    try:
+        return msgspec.convert(raw, kind)
+    except msgspec.ValidationError as exc:
+        message, path = split_msgspec_error(str(exc))
+        raise _explain(message, prefix + path, where) from None
+
+
+def _explain(message: str, path: tuple[PathPart, ...], where: _Where) -> ConfigError:
+    """msgspec's ``message`` about ``path`` in words, never quoting a secret's value."""
+    if unknown := _UNKNOWN.fullmatch(message):
+        key = unknown.group(1)
+        text = f'unknown key "{key}"' if path else f'unknown top-level key "{key}"'
+        return where.error(text, *path, line_of=(*path, key))
+    if missing := _MISSING.fullmatch(message):
+        return where.error(f'missing key "{missing.group(1)}"', *path)
+    wrong = _WRONG_TYPE.fullmatch(message)
+    if _is_secret(path):
+        if wrong is not None and path[-1] in _SECRET_KEYS and wrong.group(2) == "str":
+            return where.error(f"a secret is never written in the config file: {_SECRET_FORM}", *path)
+        if wrong is None:  # only type names are safe to show: other messages may quote the value
+            return where.error(f"invalid secret reference: {_SECRET_FORM}", *path)
+    text = message.replace("`", "").replace(" | null", "").replace("object", "table")
+    text = text.replace("Invalid enum value", "invalid value")
+    return where.error(text[:1].lower() + text[1:], *path)
+
+
+def _is_secret(path: tuple[PathPart, ...]) -> bool:
+    """Whether ``path`` is (inside) a system's or the daemon's secret reference."""
+    if path[:1] == ("systems",):
+        return len(path) > 2 and path[2] in _SECRET_KEYS
+    return path[:2] == ("daemon", "webhook-secret")
+
+
+def _check_kinds(parsed: ConfigFile, where: _Where) -> None:
+    from reconciler.connectors.registry import KINDS  # here: the registry imports this module
+
+    for name, section in parsed.systems.items():
+        if section.kind not in KINDS:
+            known = ", ".join(sorted(KINDS))
+            message = f'unknown system kind "{section.kind}" (known: {known})'
+            raise where.error(message, "systems", name, line_of=("systems", name, "kind"))
 
 
 def _resolve_secret(ref: SecretRef, base: Path, env: dict[str, str], where: str) -> Secret:

@@ -140,3 +140,18 @@ class Locator:
     def _define(self, path: tuple[PathPart, ...], number: int) -> None:
         for cut in range(1, len(path) + 1):
             self._lines.setdefault(path[:cut], number)
+
+
+_MSGSPEC_ERROR = re.compile(r"(.*) - at `\$(.*)`", re.DOTALL)
+_MSGSPEC_PART = re.compile(r"\.([^.\[]+)|\[(\d+)\]")
+
+
+def split_msgspec_error(text: str) -> tuple[str, tuple[PathPart, ...]]:
+    """msgspec's ``"Expected `int`, got `str` - at `$.http.concurrency`"`` → its message and the key path
+    ``("http", "concurrency")`` (``()`` at the top level). A dict key msgspec shows as ``[...]`` is dropped:
+    decode tables of named entries entry by entry to know it."""
+    match = _MSGSPEC_ERROR.fullmatch(text)
+    if match is None:
+        return text, ()
+    path = tuple(int(index) if index else name for name, index in _MSGSPEC_PART.findall(match.group(2)))
+    return match.group(1), path
