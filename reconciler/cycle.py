@@ -7,13 +7,17 @@ benchmarks.
 Incremental reads use ``since = cursor`` with *inclusive* semantics and a lag window, so a record written while
 a page was being read is seen next time; content hashes make the re-read records free. The cursor moves only
 past records whose actions all succeeded: when one fails, the cursor stops at the oldest failed record.
-Records skipped or quarantined are kept in the quarantine table and re-read by id on every incremental cycle,
-so a fix on either side (an OLT added to IXC, a coordinate corrected in OZmap) is picked up without waiting for
-the daily full resync.
+Records skipped or quarantined ("held") are kept in the quarantine table. A fix to the record itself (a
+coordinate corrected in OZmap) bumps its change marker, so the next incremental cycle reads it anyway. A fix
+elsewhere is picked up without waiting for the daily full resync: when the rule's lookup tables changed (an OLT
+added to IXC) every held record is re-read by id; otherwise each incremental cycle re-reads the
+:data:`HELD_RECHECK` held records checked least recently, so the cost of a cycle follows the changes, not the
+size of the backlog, and every held record is still re-checked in turn.
 """
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import datetime, timedelta
@@ -35,6 +39,7 @@ from reconciler.model import (
     Normalized,
     Outcome,
     Record,
+    Skip,
     Value,
 )
 from reconciler.rules import lookups as rule_lookups
@@ -49,6 +54,10 @@ FIND_ONE_BY_ONE_MAX = 200
 #: a long cycle never holds the loop for long, so the daemon's other work (webhooks, targeted cycles) goes on.
 NORMALIZE_SLICE = 250
 PLAN_IN_THREAD_MIN = 2000
+#: Held records re-read by an incremental cycle whose lookup tables did not change (least recently checked first).
+HELD_RECHECK = 1000
+#: The cursor name under which a cycle saves the fingerprint of the lookup tables it used.
+LOOKUPS_MARK = "lookups-fingerprint"
 
 Mode = Literal["auto", "full", "incremental"]
 Progress = Callable[[str, int], None]
@@ -71,6 +80,8 @@ class RuleLike(Protocol):
     def target_system(self) -> str: ...
     @property
     def target_collection(self) -> str: ...
+    @property
+    def fields(self) -> tuple[str, ...]: ...
     @property
     def first_sight(self) -> tuple[str, ...]: ...
     @property
@@ -196,6 +207,7 @@ async def run_entity(
     started = time.perf_counter()
     tables = await _lookup_tables(rule, connectors, store)
     timer.add("lookups", started)
+    lookups_mark = _fingerprint(tables)
 
     # fetch + normalize, page by page
     normalized: list[Normalized] = []
@@ -227,9 +239,11 @@ async def run_entity(
                 gone.extend(r.id for r in page)
                 fetched += len(page)
         seen = {n.source_id for n in normalized}
-        retry_ids = [
-            q.source_id for q in await store.quarantined(integration, entity) if q.source_id not in seen
-        ]
+        lookups_changed = lookups_mark != await store.cursor(integration, entity, LOOKUPS_MARK)
+        held_rows = await store.quarantined(
+            integration, entity, limit=None if lookups_changed else HELD_RECHECK
+        )
+        retry_ids = [q.source_id for q in held_rows if q.source_id not in seen]
         if retry_ids:
             for record in await source.fetch_by_ids(rule.source_collection, retry_ids):
                 normalized.append(rule.normalize(record, tables))
@@ -267,6 +281,7 @@ async def run_entity(
         entity_plan = await anyio.to_thread.run_sync(planning.plan, spec, data)
     else:
         entity_plan = planning.plan(spec, data)
+    entity_plan = _spare_unreadable_targets(entity_plan, targets)
     if effective == "targeted":
         entity_plan = msgspec.structs.replace(entity_plan, mode="targeted")
     timer.add("plan", started)
@@ -309,7 +324,12 @@ async def run_entity(
     quarantine = quarantine_rows(entity_plan, run_id, now_iso())
     # Release only ids that are (or are about to be) quarantined: a full cycle would otherwise send one DELETE
     # per unchanged record (~1M at 1M records) to find the few thousand quarantined ones.
-    held = {q.source_id for q in await store.quarantined(integration, entity)}
+    if effective == "full":
+        held = {q.source_id for q in await store.quarantined(integration, entity)}
+    else:
+        held = {
+            q.source_id for q in await store.quarantined(integration, entity, source_ids=succeeded_unchanged)
+        }
     held.update(q.source_id for q in quarantine)
     await store.commit(
         Commit(
@@ -319,6 +339,7 @@ async def run_entity(
             release_quarantine=tuple(sid for sid in succeeded_unchanged if sid in held),
             upsert_links=_refreshed_links(normalized, links, failed, entity_plan),
             cursor=new_cursor,
+            marks=((LOOKUPS_MARK, lookups_mark),) if effective != "targeted" else (),
         )
     )
     timer.add("commit", started)
@@ -344,6 +365,23 @@ async def _lookup_tables(
     return tables
 
 
+def _compared_fields(rule: RuleLike) -> tuple[str, ...]:
+    """The target fields a plan reads: mapped fields, first-sight keys and the removal field."""
+    names = dict.fromkeys((*rule.fields, *rule.first_sight, *rule.first_sight_fallback))
+    if rule.removal.field:
+        names[rule.removal.field] = None
+    return tuple(names)
+
+
+def _fingerprint(tables: Mapping[str, Mapping[str, Value]]) -> str:
+    """A short digest of the lookup tables' contents (order-independent)."""
+    digest = hashlib.blake2b(digest_size=16)
+    for name in sorted(tables):
+        digest.update(name.encode())
+        digest.update(repr(sorted(tables[name].items())).encode())  # repr tells Ambiguous entries apart
+    return digest.hexdigest()
+
+
 async def _targets(
     rule: RuleLike,
     target: Connector,
@@ -358,10 +396,14 @@ async def _targets(
     unlinked = [d for d in desired if d.source_id not in links]
     if mode == "full" or len(unlinked) > FIND_ONE_BY_ONE_MAX:
         records: dict[str, Record] = {}
+        keep = _compared_fields(rule)
         async for page in target.stream(rule.target_collection):
             for record in page:
                 if rule.target_matches(record):
-                    records[record.id] = record
+                    # only what the plan compares or matches on: a 1M-record snapshot held at half the size
+                    fields = record.fields
+                    slim = {name: fields[name] for name in keep if name in fields}
+                    records[record.id] = msgspec.structs.replace(record, fields=slim)
         if mode == "full":
             claimed = frozenset(row.target_id for row in links.values())
         else:
@@ -404,6 +446,26 @@ async def _targets(
             records.setdefault(record.id, record)
         return records, frozenset(by_target)
     return records, frozenset()
+
+
+def _spare_unreadable_targets(plan: EntityPlan, targets: Mapping[str, Record]) -> EntityPlan:
+    """Actions on a target record read with bad data (``Record.problem``) become skips with that problem.
+
+    Its salvaged fields hold defaults where the bad values were, so they must not decide a write (a defaulted
+    ``implanted = false`` would make a withdrawal delete an implanted client). Keeping such targets in the plan's
+    view, rather than leaving them out, also keeps a linked record from being created a second time.
+    """
+    unreadable = {tid: r.problem for tid, r in targets.items() if r.problem}
+    if not unreadable:
+        return plan
+    actions = []
+    for action in plan.actions:
+        target_id = getattr(action, "target_id", None)
+        if target_id in unreadable:
+            reason = f"the target record cannot be read safely: {unreadable[target_id]}"
+            action = Skip(action.source_id, reason, action.label)
+        actions.append(action)
+    return msgspec.structs.replace(plan, actions=tuple(actions))
 
 
 def _next_cursor(cursor: str | None, normalized: Sequence[Normalized], failed: set[str]) -> str | None:

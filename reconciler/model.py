@@ -29,12 +29,16 @@ class Record(msgspec.Struct, frozen=True, gc=False):
     ``id`` is the system's own id (as a string); ``updated_at`` is the system's change marker, used as the
     incremental cursor (it only needs to sort correctly as a string); ``deleted`` marks a record the source
     reports as removed (soft-deleted rows read through an incremental "deleted since" query).
+
+    ``problem`` says why the system's record could not be read whole (e.g. a wrongly typed field): its
+    ``fields`` are what could be salvaged, and every rule quarantines it with that reason before looking at them.
     """
 
     id: str
     fields: Fields
     updated_at: str = ""
     deleted: bool = False
+    problem: str = ""
 
 
 class Desired(msgspec.Struct, frozen=True, gc=False):

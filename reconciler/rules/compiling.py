@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import itertools
+import math
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +41,29 @@ if TYPE_CHECKING:
 __all__ = ["AMBIGUOUS", "Ambiguous", "CompiledRule", "LookupSpec", "compile_rule", "load_integration"]
 
 
+#: Most filter evaluations spent on deciding whether a record with unknown enum values could pass the filter.
+ENUM_TRIALS_MAX = 64
+
+
+@dataclass(frozen=True, slots=True)
+class _Enum:
+    """One ``[source] enums`` entry: the field, how to read it, the listed values and their keys (see
+    :func:`validating.enum_key`), and the list as a message shows it."""
+
+    name: str
+    get: Fn
+    flat: bool
+    """The field is a top-level env key (a nested one cannot be substituted when trying the filter)."""
+    values: tuple[Value, ...]
+    allowed: frozenset[object]
+    listing: str
+
+    def reason(self, value: Value) -> str:
+        if value is None:
+            return f"{self.name} has no value, not one of {self.listing}"
+        return f"{self.name} {_quoted(value)} is not one of {self.listing}"
+
+
 @dataclass(frozen=True, slots=True)
 class _Program:
     """The closures :meth:`CompiledRule.normalize` runs."""
@@ -46,6 +71,7 @@ class _Program:
     needs_id: bool
     needs_tables: bool
     """Some source expression calls ``lookup()``: the env carries the tables under ``LOOKUPS_KEY``."""
+    enums: tuple[_Enum, ...]
     filter: Fn | None
     checks: tuple[tuple[Fn, templates.Template, str, str], ...]
     """(test, reason, where, on-fail) of the checks that reject a record"""
@@ -115,6 +141,15 @@ class CompiledRule:
             if program.needs_tables:
                 extended[LOOKUPS_KEY] = lookups
             env = extended
+        if record.problem:  # read with bad data: nothing of the rule runs on the salvaged fields
+            return Quarantined(record.id, record.problem, self._label(env), record.updated_at)
+        if program.enums:
+            odd = _odd_values(program.enums, env)
+            if odd:
+                if not _may_pass(program.filter, env, odd):
+                    return Filtered(record.id, record.updated_at)
+                reason = "; ".join(enum.reason(value) for enum, value in odd)
+                return Quarantined(record.id, reason, self._label(env), record.updated_at)
         if program.filter is not None:
             try:
                 if not program.filter(env):
@@ -171,6 +206,53 @@ class CompiledRule:
     def _label(self, env: Env) -> str:
         label = self._program.label
         return label.render(env) if label is not None else ""
+
+
+def _odd_values(enums: tuple[_Enum, ...], env: Env) -> list[tuple[_Enum, Value]]:
+    """The enum fields of ``env`` holding a value their list does not have, with that value."""
+    odd: list[tuple[_Enum, Value]] = []
+    for enum in enums:
+        value = enum.get(env)
+        try:
+            if validating.enum_key(value) in enum.allowed:
+                continue
+        except TypeError:  # a list or a table: never an enum value
+            pass
+        odd.append((enum, value))
+    return odd
+
+
+def _may_pass(test: Fn | None, env: Env, odd: list[tuple[_Enum, Value]]) -> bool:
+    """Whether the source filter could let the record through: with its actual values or with any listed value
+    in place of each odd one. A record it leaves out either way is no business of the rule, odd value or not."""
+    if test is None:
+        return True
+    try:
+        if test(env):
+            return True
+        if not all(enum.flat for enum, _ in odd):
+            return True
+        trial = dict(env)
+        names = [enum.name for enum, _ in odd]
+        combinations = itertools.product(*(enum.values for enum, _ in odd))
+        for combination in itertools.islice(combinations, ENUM_TRIALS_MAX):
+            trial.update(zip(names, combination, strict=True))
+            if test(trial):
+                return True
+    except ValueError:  # the filter cannot decide: report the record
+        return True
+    return math.prod(len(enum.values) for enum, _ in odd) > ENUM_TRIALS_MAX
+
+
+def _quoted(value: Value) -> str:
+    """A value in a message: text in double quotes (so an empty or spaced one shows), others as JSON."""
+    text = msgspec.json.encode(value).decode()
+    return text if len(text) <= 60 else text[:59] + "…"
+
+
+def _listing(values: Sequence[Value]) -> str:
+    """``S, N``; text that is empty or holds a comma is quoted."""
+    return ", ".join(v if isinstance(v, str) and v and "," not in v else _quoted(v) for v in values)
 
 
 def _run_checks(checks: tuple[tuple[Fn, templates.Template, str, str], ...], env: Env) -> None:
@@ -408,6 +490,7 @@ class _Compiler:
         for _path, text, _extra in validating.templates_of(self.spec):
             names.update(n.split(".")[0] for n in templates.template_names(text))
         names.update((f.from_ or "").split(".")[0] for f in self.spec.fields.values())
+        names.update(name.split(".")[0] for name in self.spec.source.enums)
         return "id" in names or any(
             "id" in self.expression(path, text).names
             for path, text, side in validating.expressions_of(self.spec)
@@ -465,6 +548,7 @@ class _Compiler:
         steps = tuple((name, self.step(name, f, lookups)) for name, f in spec.fields.items())
         return _Program(
             needs_id=self.source_id_used,
+            enums=tuple(self.enum(name, values) for name, values in spec.source.enums.items()),
             filter=self.expression(("source", "filter"), src_filter).fn if src_filter is not None else None,
             checks=checks,
             create_checks=create_checks,
@@ -479,6 +563,21 @@ class _Compiler:
             ),
             target_filter=target_filter.fn if target_filter is not None else None,
             target_needs_id=self.target_id_used and target_filter is not None and "id" in target_filter.names,
+        )
+
+    def enum(self, name: str, values: Sequence[Value]) -> _Enum:
+        try:
+            get = expressions.field_getter(name, self.source_fields)
+        except expressions.ExpressionError as exc:
+            problem = f"{exc.message} in {self.source_name}{_hint_of(exc)}"
+            raise self.fail(("source", "enums", name), problem) from None
+        return _Enum(
+            name=name,
+            get=get,
+            flat=name in self.source_fields,
+            values=tuple(values),
+            allowed=frozenset(validating.enum_key(v) for v in values),
+            listing=_listing(values),
         )
 
     def check_target_field(self, name: str, spec: schema.Field) -> None:

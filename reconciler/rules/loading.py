@@ -110,6 +110,14 @@ def _decode(raw: dict[str, Any], file: str, locator: Locator) -> schema.Rule:
         if isinstance(table, dict):
             for key, entry in table.items():
                 _convert(entry, entry_type, (section, key), file, locator)
+    source = raw.get("source")
+    enums = source.get("enums") if isinstance(source, dict) else None
+    if isinstance(enums, dict):
+        for key, values in enums.items():  # one by one, for the line of each field's list
+            try:
+                msgspec.convert(values, schema.EnumValues)
+            except msgspec.ValidationError as exc:
+                raise _rule_error(str(exc), ("source", "enums", key), file, locator) from None
     return _convert(raw, schema.Rule, (), file, locator)
 
 

@@ -33,6 +33,17 @@ Beyond field updates (``[match]`` and ``[apply]``):
   part or matches nothing (``cosbe-vetro``: by External Identification, else by External Service Location ID).
   A key with an empty part never matches anything, and ``id`` names the target record's own id.
 
+Enum fields, ``[source] enums`` (``rules/ozmap-ixc`` declares the IXC login and contract flags):
+
+* ``enums = { ativo = ["S", "N"], contract_status = ["", "P", "A", "I", "N", "D"] }`` (or a ``[source.enums]``
+  table) lists the values each source field may hold (text, numbers or booleans; at least one). A record whose
+  field holds any other value, or none, is quarantined with a reason such as ``ativo "X" is not one of S, N``.
+  The values are checked *before* ``filter``, so a value nobody expected is reported instead of silently
+  filtered out; but a record the filter would leave out with its actual value *and* with every listed value
+  (e.g. a radio login in a fiber-only rule) is simply filtered out, so a rule only reports what it could have
+  synced. A record read with bad data (a wrongly typed field: the connector sets ``Record.problem``) is
+  quarantined with that problem before anything else of the rule runs.
+
 Conditions and config-driven mappings (``rules/cosbe-vetro`` shows both):
 
 * ``[[source.check]] on-fail = "skip-create"``: the condition gates creation only — a record failing it is
@@ -61,6 +72,8 @@ RemovalAction = Literal["inactivate", "delete", "ignore"]
 OnUnmatched = Literal["create", "skip", "ignore"]
 ApplyAction = Literal["update", "delete", "operation"]
 Share = Annotated[float, msgspec.Meta(ge=0, le=1)]
+#: The values an enum field may hold (``[source] enums``); emptiness is checked with a readable message.
+EnumValues: TypeAlias = list[Scalar]
 Name = Annotated[str, msgspec.Meta(min_length=1)]
 
 
@@ -97,6 +110,8 @@ class Source(_Table, frozen=True):
     collection: Name
     incremental: bool = False
     filter: str | None = None
+    enums: dict[Name, EnumValues] = msgspec.field(default_factory=dict)
+    """Source field → the values it may hold; any other value quarantines the record (see the module docstring)."""
     check: list[Check] = msgspec.field(default_factory=list)
 
 

@@ -84,6 +84,7 @@ def check(rule: RuleFile) -> None:
     for option, fmap in spec.field_map.items():
         _check_field_map(rule, option, fmap)
     _check_match(rule)
+    _check_enums(rule)
     _check_checks(rule)
     _check_apply(rule)
     _check_removal(rule)
@@ -196,6 +197,24 @@ def _check_match(rule: RuleFile) -> None:
             "match",
             "first-sight-fallback",
         )
+
+
+def enum_key(value: object) -> object:
+    """How an enum value is compared: exactly, except that numbers compare by value (``1`` is ``1.0``) and a
+    boolean is never a number (``true`` is not ``1``)."""
+    return ("bool", value) if type(value) is bool else value
+
+
+def _check_enums(rule: RuleFile) -> None:
+    for name, values in rule.spec.source.enums.items():
+        where: tuple[PathPart, ...] = ("source", "enums", name)
+        if not values:
+            raise rule.error(f"{dotted(where)}: list at least one value", *where)
+        seen: set[object] = set()
+        for value in values:
+            if enum_key(value) in seen:
+                raise rule.error(f"{dotted(where)}: {value!r} is listed twice", *where)
+            seen.add(enum_key(value))
 
 
 def _check_checks(rule: RuleFile) -> None:

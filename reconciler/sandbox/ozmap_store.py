@@ -54,6 +54,8 @@ INDEXED_PATHS: Final = frozenset(
         "onu.serial_number",
         "connections.id",
         "connections.fiber",
+        "connectables",  # PON fibres, slot PONs, OLT slots: the topology traced by incremental box reads
+        "connectables.output",  # a network splitter's output fibres
     }
 )
 POINT_LIKE: Final = frozenset(
@@ -173,6 +175,18 @@ class OzmapStore:
         return self._counters[name]
 
     # -- reads -----------------------------------------------------------------------------------------------
+
+    def build_indexes(self, collection: str, *paths: str) -> None:
+        """Build these indexes now instead of on first use, as a database has its indexes before the first
+        query (``updatedAt`` = the change order; other paths must be in :data:`INDEXED_PATHS`)."""
+        coll = self._coll(collection)
+        for path in paths:
+            if path == "updatedAt":
+                coll.updated_order()
+            elif path in INDEXED_PATHS:
+                coll.hash_index(path)
+            else:
+                raise ValueError(f"{collection}: no index on {path!r}")
 
     def collection_names(self) -> list[str]:
         return sorted(self._collections)

@@ -108,8 +108,16 @@ CREATE TABLE runs (
 CREATE INDEX runs_by_start ON runs (started_at);
 """
 
+#: Incremental cycles re-check the held (skipped/quarantined) records least recently checked first.
+_QUARANTINE_BY_AGE = """
+CREATE INDEX quarantine_by_age ON quarantine (integration, entity, at, source_id);
+"""
+
 #: Every migration, in order. Position + 1 is the schema version it produces.
-MIGRATIONS: tuple[Migration, ...] = (Migration("0001_initial", _INITIAL),)
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration("0001_initial", _INITIAL),
+    Migration("0002_quarantine_by_age", _QUARANTINE_BY_AGE),
+)
 
 
 def statements(script: str) -> list[str]:

@@ -109,9 +109,9 @@ _UPSERT_QUARANTINE = (
     "reason = excluded.reason, run_id = excluded.run_id, at = excluded.at"
 )
 _DELETE_QUARANTINE = "DELETE FROM quarantine WHERE integration = ? AND entity = ? AND source_id = ?"
-_SELECT_QUARANTINE = (
-    f"SELECT {_QUARANTINE_COLS} FROM quarantine WHERE integration = ? AND entity = ? ORDER BY at, source_id"
-)
+_QUARANTINE_OF = f"SELECT {_QUARANTINE_COLS} FROM quarantine WHERE integration = ? AND entity = ?"
+_SELECT_QUARANTINE = f"{_QUARANTINE_OF} ORDER BY at, source_id"
+_SELECT_QUARANTINE_OLDEST = f"{_SELECT_QUARANTINE} LIMIT ?"
 _COUNT_QUARANTINE = "SELECT count(*) FROM quarantine WHERE integration = ? AND entity = ?"
 _INSERT_RUN = f"INSERT INTO runs ({_RUN_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?)"
 _FINISH_RUN = "UPDATE runs SET finished_at = ?, status = ?, summary = ? WHERE run_id = ?"
@@ -449,13 +449,30 @@ class SqliteStateStore:
                 await db.executemany(_DELETE_QUARANTINE, [(*key, sid) for sid in batch.release_quarantine])
             if batch.cursor is not None:
                 await db.execute(_UPSERT_CURSOR, (*key, batch.cursor_name, batch.cursor))
+            if batch.marks:
+                await db.executemany(_UPSERT_CURSOR, [(*key, name, value) for name, value in batch.marks])
 
-    async def quarantined(self, integration: str, entity: str) -> list[QuarantineRow]:
-        """Quarantined records of an entity, oldest first."""
+    async def quarantined(
+        self,
+        integration: str,
+        entity: str,
+        *,
+        source_ids: Sequence[str] | None = None,
+        limit: int | None = None,
+    ) -> list[QuarantineRow]:
+        """Quarantined (held) records of an entity, least recently checked first.
+
+        ``source_ids``: only these (any order); ``limit``: at most this many, the oldest.
+        """
         what = f"read quarantine of {integration}/{entity}"
-        return [
-            QuarantineRow(*row) for row in await self._fetch(what, _SELECT_QUARANTINE, (integration, entity))
-        ]
+        key = (integration, entity)
+        if source_ids is not None:
+            rows = await self._fetch_in(what, _QUARANTINE_OF, "source_id", key, source_ids)
+        elif limit is not None:
+            rows = await self._fetch(what, _SELECT_QUARANTINE_OLDEST, (*key, limit))
+        else:
+            rows = await self._fetch(what, _SELECT_QUARANTINE, key)
+        return [QuarantineRow(*row) for row in rows]
 
     async def quarantine_count(self, integration: str, entity: str) -> int:
         """How many records of an entity are quarantined."""

@@ -100,6 +100,8 @@ class Commit(msgspec.Struct, frozen=True):
     release_quarantine: tuple[str, ...] = ()
     cursor: str | None = None
     cursor_name: str = "default"
+    marks: tuple[tuple[str, str], ...] = ()
+    """Other named cursors to save (name, value), e.g. the fingerprint of the lookup tables a cycle used."""
 
 
 class StateStore(Protocol):
@@ -133,7 +135,16 @@ class StateStore(Protocol):
         """Apply a :class:`Commit` atomically."""
         ...
 
-    async def quarantined(self, integration: str, entity: str) -> list[QuarantineRow]: ...
+    async def quarantined(
+        self,
+        integration: str,
+        entity: str,
+        *,
+        source_ids: Sequence[str] | None = None,
+        limit: int | None = None,
+    ) -> list[QuarantineRow]:
+        """Held records, least recently checked first; only ``source_ids`` / at most ``limit`` when given."""
+        ...
 
     async def start_run(self, run: RunRow) -> None: ...
 

@@ -281,11 +281,6 @@ async def test_bad_records_are_quarantined_with_their_reason_and_the_rest_goes_o
     assert "CTO-LAT95" in {r["descricao"] for r in sandboxes.ixc.all("rad_caixa_ftth")}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG-5: an IXC login whose ativo is neither S nor N is silently filtered out by every rule: no "
-    "quarantine, nothing in the report (the rules have no check for unknown enum values)",
-)
 async def test_an_unknown_enum_value_is_quarantined_with_its_reason(sandboxes: Sandboxes) -> None:
     world = World()
     world.login(30, "enum.odd", box=IXC_B1, port="6", ativo="X")
@@ -303,11 +298,6 @@ async def test_an_unknown_enum_value_is_quarantined_with_its_reason(sandboxes: S
     assert reasons and "X" in reasons[0], reasons
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG-4: one OZmap record with a wrongly typed field (lat as text) fails the decoding of its whole page "
-    "(TerminalRemoteError 'unexpected answer'): the integration stops with exit 1 instead of quarantining it",
-)
 async def test_a_record_with_a_wrongly_typed_field_is_quarantined_and_the_rest_goes_on(
     sandboxes: Sandboxes,
 ) -> None:

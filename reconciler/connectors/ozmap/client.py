@@ -6,7 +6,9 @@
   string, which every OZmap wiki example and most clients use); ``nextUrl`` is never followed, the position
   is always our own ``page`` number (see ozmap.md 2.3 on the SDK's ``nextUrl`` loop).
 - Decoding: msgspec straight into the view; truncated/invalid JSON is Transient (retried), a body of the wrong
-  shape is Terminal (retrying cannot fix it).
+  shape is Terminal (retrying cannot fix it). Listings that pass a ``problems`` dict are decoded leniently
+  instead: a row that does not fit its view is salvaged and its id → problem noted (:mod:`.lenient`), so one
+  bad record does not fail its whole page; a good page still takes the one-decode fast path.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from reconciler import errors
 from reconciler.config import SystemConfig
 from reconciler.connectors import paging
 from reconciler.connectors.http import Response, Transport
-from reconciler.connectors.ozmap import views
+from reconciler.connectors.ozmap import lenient, views
 
 T = TypeVar("T")
 
@@ -90,8 +92,12 @@ class OzmapClient:
         filter: Filter | None = None,
         sort: Sort | None = None,
         populate: str | None = None,
+        problems: dict[str, str] | None = None,
     ) -> views.Page[T]:
-        """One list page (``populate``: a reference field to expand, e.g. ``client``)."""
+        """One list page (``populate``: a reference field to expand, e.g. ``client``).
+
+        ``problems``: decode leniently, adding the id → problem of every row that had to be salvaged.
+        """
         params = {"page": str(request.number), "limit": str(request.size)}
         if filter:
             params["filter"] = msgspec.json.encode(filter).decode()
@@ -100,9 +106,12 @@ class OzmapClient:
         if populate:
             params["populate"] = populate
         path = f"/{resource}"
-        return await self.transport.request(
-            "GET", path, params=params, decode=self._decoder(decoder, "GET", path)
+        decode = (
+            self._decoder(decoder, "GET", path)
+            if problems is None
+            else self._lenient_decoder(decoder, path, problems)
         )
+        return await self.transport.request("GET", path, params=params, decode=decode)
 
     def pages(
         self,
@@ -113,11 +122,15 @@ class OzmapClient:
         sort: Sort | None = None,
         what: str = "",
         populate: str | None = None,
+        problems: dict[str, str] | None = None,
     ) -> AsyncIterator[list[T]]:
-        """Every row of a listing, page by page (complete or ``SnapshotIncomplete``)."""
+        """Every row of a listing, page by page (complete or ``SnapshotIncomplete``); ``problems``: see :meth:`page`
+        (a page's problems are in the dict before its rows are yielded)."""
 
         async def fetch(request: paging.PageRequest) -> tuple[int, list[T]]:
-            page = await self.page(resource, decoder, request, filter=filter, sort=sort, populate=populate)
+            page = await self.page(
+                resource, decoder, request, filter=filter, sort=sort, populate=populate, problems=problems
+            )
             return page.total, page.rows
 
         plan = paging.OffsetPaging(self.page_size, what=what or f"{self.transport.system} {resource}")
@@ -131,10 +144,13 @@ class OzmapClient:
         filter: Filter | None = None,
         sort: Sort | None = None,
         populate: str | None = None,
+        problems: dict[str, str] | None = None,
     ) -> list[T]:
-        """Every row of a listing, in one list."""
+        """Every row of a listing, in one list; ``problems``: see :meth:`page`."""
         out: list[T] = []
-        async for rows in self.pages(resource, decoder, filter=filter, sort=sort, populate=populate):
+        async for rows in self.pages(
+            resource, decoder, filter=filter, sort=sort, populate=populate, problems=problems
+        ):
             out.extend(rows)
         return out
 
@@ -208,6 +224,26 @@ class OzmapClient:
                 ) from exc
 
         return check
+
+    def _lenient_decoder(
+        self, decoder: msgspec.json.Decoder[views.Page[T]], path: str, problems: dict[str, str]
+    ) -> Callable[[Response], views.Page[T]]:
+        transport = self.transport
+        what = f"{transport.system} {path.lstrip('/')}"
+
+        def decode(response: Response) -> views.Page[T]:
+            try:
+                return lenient.decode_page(response.body, decoder, problems, what)
+            except msgspec.ValidationError as exc:
+                raise transport.error(
+                    errors.TerminalRemoteError, "GET", path, f"unexpected answer ({exc})"
+                ) from exc
+            except msgspec.DecodeError as exc:
+                raise transport.error(
+                    errors.TransientRemoteError, "GET", path, "malformed JSON", response.body
+                ) from exc
+
+        return decode
 
     def _decoder(self, decoder: msgspec.json.Decoder[T], method: str, path: str) -> Callable[[Response], T]:
         transport = self.transport

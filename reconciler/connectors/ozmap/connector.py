@@ -71,7 +71,10 @@ class OzmapConnector:
             gone = self._records(spec, window, sort_by("deletedAt", "id"), deleted=True)
             return self._detached(gone, since) if spec.join == "connections" else gone
         if since:
-            since_stream = self._records(spec, [cond("updatedAt", ">=", since)], _SINCE)
+            lazy = joins.Shared(
+                self._client, lazy=True
+            )  # a few changes: trace their OLTs, do not list them all
+            since_stream = self._records(spec, [cond("updatedAt", ">=", since)], _SINCE, shared=lazy)
             return self._with_clients(since_stream, since) if spec.join == "connections" else since_stream
         return self._records(spec, None, None)
 
@@ -81,7 +84,7 @@ class OzmapConnector:
         chunks = batches(list(dict.fromkeys(ids)))
         found: list[list[Record]] = [[] for _ in chunks]
         failures: list[Exception] = []
-        shared = joins.Shared(self._client)  # project names and topology: listed once for all the batches
+        shared = joins.Shared(self._client, lazy=True)  # project names once; only these records' OLTs traced
 
         async def one(n: int, batch: Sequence[str]) -> None:
             try:
@@ -194,12 +197,20 @@ class OzmapConnector:
         populate = spec.populate if join is not None else None
 
         async def fetch(request: paging.PageRequest) -> tuple[int, list[Record]]:
+            problems: dict[str, str] = {}  # rows with bad data: quarantined by the rules, not a failed page
             page = await client.page(
-                spec.resource, spec.decoder, request, filter=conditions or None, sort=sort, populate=populate
+                spec.resource,
+                spec.decoder,
+                request,
+                filter=conditions or None,
+                sort=sort,
+                populate=populate,
+                problems=problems,
             )
             if join is not None:
-                return page.total, await join.records(page.rows)
-            return page.total, [spec.to_record(row, deleted=deleted) for row in page.rows]
+                return page.total, await join.records(page.rows, problems)
+            records = [spec.to_record(row, deleted=deleted) for row in page.rows]
+            return page.total, mapping.with_problems(records, problems)
 
         plan = paging.OffsetPaging(client.page_size, what=f"{self.system} {spec.resource}")
         return paging.stream_pages(plan, fetch, key=_record_id, window=client.window)
@@ -213,8 +224,8 @@ class OzmapConnector:
             seen.update(r.id for r in page)
             yield page
         clients = await self._client.collect(
-            "ftth-clients", views.CLIENTS, filter=[cond("updatedAt", ">=", since)], sort=_SINCE
-        )
+            "ftth-clients", views.CLIENTS, filter=[cond("updatedAt", ">=", since)], sort=_SINCE, problems={}
+        )  # only their ids matter here: a client with bad data is quarantined through its connection
         for batch in batches([c.id for c in clients]):
             async for page in self._records(SPECS["connections"], [cond("client", "in", list(batch))], None):
                 fresh = [r for r in page if r.id not in seen]
@@ -248,16 +259,19 @@ class OzmapConnector:
         self, since: str | None, *, deleted: bool = False
     ) -> AsyncIterator[list[Record]]:
         client = self._client
-        join = joins.BuildingJoin(client)
+        join = joins.BuildingJoin(client, joins.Shared(client, lazy=since is not None))
         if deleted:
             async for page in self._gone_building_splitters(since):
                 yield page
             return
+        problems: dict[str, str] = {}  # building id → bad data, carried onto each of its splitters
         if since is None:
-            async for buildings in client.pages("buildings", views.BUILDINGS):
-                yield await join.records(buildings)
+            async for buildings in client.pages("buildings", views.BUILDINGS, problems=problems):
+                yield await join.records(buildings, problems)
             return
-        changed = await client.collect("buildings", views.BUILDINGS, filter=[cond("updatedAt", ">=", since)])
+        changed = await client.collect(
+            "buildings", views.BUILDINGS, filter=[cond("updatedAt", ">=", since)], problems=problems
+        )
         splitters = await client.collect(
             "splitters",
             views.SERVICE_SPLITTERS,
@@ -267,10 +281,10 @@ class OzmapConnector:
         parents = sorted({s.parent for s in splitters if s.parent and s.parent not in known})
         for batch in batches(parents):
             changed += await client.collect(
-                "buildings", views.BUILDINGS, filter=[cond("id", "in", list(batch))]
+                "buildings", views.BUILDINGS, filter=[cond("id", "in", list(batch))], problems=problems
             )
         for start in range(0, len(changed), 50):
-            yield await join.records(changed[start : start + 50])
+            yield await join.records(changed[start : start + 50], problems)
 
     async def _gone_building_splitters(self, since: str | None) -> AsyncIterator[list[Record]]:
         client = self._client
@@ -288,9 +302,13 @@ class OzmapConnector:
         parents = sorted({s.parent for s in splitters if s.parent and s.is_drop})
         if not parents:
             return []
-        buildings = await client.collect("buildings", views.BUILDINGS, filter=[cond("id", "in", parents)])
+        problems: dict[str, str] = {}
+        buildings = await client.collect(
+            "buildings", views.BUILDINGS, filter=[cond("id", "in", parents)], problems=problems
+        )
         wanted = set(ids)
-        return [r for r in await joins.BuildingJoin(client).records(buildings) if r.id in wanted]
+        join = joins.BuildingJoin(client, joins.Shared(client, lazy=True))
+        return [r for r in await join.records(buildings, problems) if r.id in wanted]
 
 
 def _same(actual: Value, wanted: Value) -> bool:

@@ -142,8 +142,11 @@ async def _joined(client: OzmapClient, rows: Sequence[_Splitter]) -> list[Record
 
 
 async def _splitters(client: OzmapClient, where: Filter | None, sort: Any) -> AsyncIterator[list[Record]]:
-    async for rows in client.pages("splitters", _SPLITTERS, filter=where, sort=sort):
-        joined = await _joined(client, rows)
+    problems: dict[
+        str, str
+    ] = {}  # splitters with bad data: their records carry it (quarantined by the rules)
+    async for rows in client.pages("splitters", _SPLITTERS, filter=where, sort=sort, problems=problems):
+        joined = mapping.with_problems(await _joined(client, rows), problems)
         if joined:
             yield joined
 
@@ -249,9 +252,10 @@ class PonIndex:
 
 async def _pons(client: OzmapClient, where: Filter | None, sort: Any) -> AsyncIterator[list[Record]]:
     index: PonIndex | None = None
-    async for rows in client.pages("pons", _PONS, filter=where, sort=sort):
+    problems: dict[str, str] = {}  # PONs with bad data: their records carry it (quarantined by the rules)
+    async for rows in client.pages("pons", _PONS, filter=where, sort=sort, problems=problems):
         index = index or await PonIndex.load(client)
-        yield [index.record(p) for p in rows]
+        yield mapping.with_problems([index.record(p) for p in rows], problems)
 
 
 async def _gone_pons(client: OzmapClient, since: str | None) -> AsyncIterator[list[Record]]:

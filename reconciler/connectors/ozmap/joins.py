@@ -8,19 +8,26 @@
   number a client's port the way a box counts it (``connections``).
 
 Project names and the topology index are listed once per stream, lazily, and shared by the joins of that stream
-(:class:`Shared`). Nothing here decides what a record means: :mod:`.mapping` builds the records.
+(:class:`Shared`). A full stream lists the whole topology (PONs, slots, OLTs, network splitters) once. An
+incremental stream or a read by id (a few hundred changed boxes of a million) instead *traces* only the chains of
+its own splitters, hop by hop, with ``in`` filters on the fibre arrays — so its cost follows the changes, not
+the size of the network. [assume: ``in`` on an array field matches when any element is in the list, as in the
+MongoDB behind the API; the sandbox implements it so.] Past :data:`TRACE_MAX` fibres a stream lists the whole
+topology after all. Nothing here decides what a record means: :mod:`.mapping` builds the records.
 """
 
 from __future__ import annotations
 
 import collections
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 import anyio
+import msgspec
 
 from reconciler.connectors.ozmap import mapping, views
 from reconciler.connectors.ozmap.client import OzmapClient, batches, cond
-from reconciler.connectors.ozmap.topology import Topology, splitter_order, summarize
+from reconciler.connectors.ozmap.topology import MAX_DEPTH, Topology, first_input, splitter_order, summarize
 from reconciler.model import Record
 
 
@@ -47,14 +54,48 @@ async def service_splitters(
     return by_parent
 
 
-class Shared:
-    """Per-stream lookups listed at most once, on first use: project names and the topology index."""
+#: One listing: resource, page decoder, filter.
+Query = tuple[str, "msgspec.json.Decoder[views.Page[Any]]", list[dict[str, Any]]]
 
-    def __init__(self, client: OzmapClient) -> None:
+
+async def _gather(client: OzmapClient, *groups: Sequence[Query]) -> list[list[Any]]:
+    """Every listing of every group side by side; the rows of each group, concatenated."""
+    found: list[list[Any]] = [[] for _ in groups]
+
+    async def one(
+        n: int, resource: str, decoder: msgspec.json.Decoder[views.Page[Any]], where: list[dict[str, Any]]
+    ) -> None:
+        found[n].extend(await client.collect(resource, decoder, filter=where))
+
+    async with anyio.create_task_group() as tg:
+        for n, group in enumerate(groups):
+            for resource, decoder, where in group:
+                tg.start_soon(one, n, resource, decoder, where)
+    return found
+
+
+#: Fibres a lazy stream traces before it lists the whole topology instead (one listing is then cheaper).
+TRACE_MAX = 20_000
+
+
+class Shared:
+    """Per-stream lookups listed at most once, on first use: project names and the topology index.
+
+    ``lazy``: trace only the fibres the stream's splitters need (:meth:`topology_for`) instead of listing the
+    whole topology.
+    """
+
+    def __init__(self, client: OzmapClient, *, lazy: bool = False) -> None:
         self._client = client
         self._lock = anyio.Lock()
         self._projects: dict[str, str | None] | None = None
         self._topology: Topology | None = None
+        self._lazy = lazy
+        self._traced: set[str] = set()
+        self._pons: dict[str, views.PonView] = {}
+        self._slots: dict[str, views.SlotView] = {}
+        self._olts: dict[str, views.OltView] = {}
+        self._network: dict[str, views.SplitterView] = {}
 
     async def project_names(self) -> dict[str, str | None]:
         async with self._lock:
@@ -68,6 +109,75 @@ class Shared:
             if self._topology is None:
                 self._topology = await self._load_topology()
             return self._topology
+
+    async def topology_for(self, splitters: Iterable[views.ServiceSplitterView | None]) -> Topology:
+        """A topology that answers :meth:`Topology.olt_for` for every one of ``splitters``."""
+        if not self._lazy:
+            return await self.topology()
+        async with self._lock:
+            fibres = {f for s in splitters if s is not None and (f := first_input(s)) is not None}
+            fibres -= self._traced
+            if len(self._traced) + len(fibres) > TRACE_MAX:
+                self._lazy = False  # from now on the whole topology, listed once
+                self._topology = await self._load_topology()
+            elif fibres or self._topology is None:
+                await self._trace(fibres)
+                self._topology = Topology(
+                    pons=list(self._pons.values()),
+                    slots=list(self._slots.values()),
+                    olts=list(self._olts.values()),
+                    network_splitters=list(self._network.values()),
+                )
+            return self._topology
+
+    async def _trace(self, fibres: set[str]) -> None:
+        """Fetch the PONs, network splitters, slots and OLTs on the chains leading up from ``fibres``."""
+        client = self._client
+        pons: list[views.PonView] = []
+        frontier = set(fibres)
+        for _ in range(MAX_DEPTH + 1):
+            frontier -= self._traced
+            if not frontier:
+                break
+            self._traced |= frontier
+            found_pons, found_splitters = await _gather(
+                client,
+                [
+                    ("pons", views.PONS, [cond("connectables", "in", list(b))])
+                    for b in batches(sorted(frontier))
+                ],
+                [
+                    (
+                        "splitters",
+                        views.SPLITTERS,
+                        [cond("isDrop", "=", False), cond("connectables.output", "in", list(b))],
+                    )
+                    for b in batches(sorted(frontier))
+                ],
+            )
+            pons.extend(found_pons)
+            self._pons.update((p.id, p) for p in found_pons)
+            self._network.update((s.id, s) for s in found_splitters)
+            frontier = {f for s in found_splitters if (f := first_input(s)) is not None}
+        if not pons:
+            return
+        slot_ids = sorted({ref for p in pons if (ref := p.slot or p.parent)} - set(self._slots))
+        pon_ids = sorted({p.id for p in pons})
+        by_id, by_pon = await _gather(
+            client,
+            [("slots", views.SLOTS, [cond("id", "in", list(b))]) for b in batches(slot_ids)],
+            [("slots", views.SLOTS, [cond("connectables", "in", list(b))]) for b in batches(pon_ids)],
+        )
+        slots = [*by_id, *by_pon]
+        self._slots.update((s.id, s) for s in slots)
+        olt_ids = sorted({ref for s in slots if (ref := s.olt or s.parent)} - set(self._olts))
+        slot_ids = sorted({s.id for s in slots} | set(slot_ids))
+        by_id_olts, by_slot = await _gather(
+            client,
+            [("olts", views.OLTS, [cond("id", "in", list(b))]) for b in batches(olt_ids)],
+            [("olts", views.OLTS, [cond("connectables", "in", list(b))]) for b in batches(slot_ids)],
+        )
+        self._olts.update((o.id, o) for o in [*by_id_olts, *by_slot])
 
     async def _load_topology(self) -> Topology:
         client = self._client
@@ -103,22 +213,25 @@ class BoxJoin:
         self._client = client
         self._shared = shared or Shared(client)
 
-    async def records(self, boxes: Sequence[views.BoxView]) -> list[Record]:
+    async def records(
+        self, boxes: Sequence[views.BoxView], problems: Mapping[str, str] | None = None
+    ) -> list[Record]:
+        """One record per box; ``problems`` (box id → what was wrong, :mod:`.lenient`) go onto the records."""
         if not boxes:  # an empty page (nothing changed since the cursor) needs no topology
             return []
-        splitters_of = (await service_splitters(self._client, [b.id for b in boxes])).get
         projects = await self._shared.project_names() if any(b.project for b in boxes) else {}
-        topology = await self._shared.topology()
+        by_box = await service_splitters(self._client, [b.id for b in boxes])
+        summaries = {box_id: summarize(items) for box_id, items in by_box.items()}
+        topology = await self._shared.topology_for(summary.first for summary in summaries.values())
         record, empty = mapping.box_record, mapping.EMPTY_SUMMARY
         out: list[Record] = []
         for box in boxes:  # hot loop: one iteration per box of the stream
-            items = splitters_of(box.id)
-            if items is None:
+            summary = summaries.get(box.id)
+            if summary is None:
                 out.append(record(box, projects, empty, None))
             else:
-                summary = summarize(items)
                 out.append(record(box, projects, summary, topology.olt_for(summary.first)))
-        return out
+        return mapping.with_problems(out, problems) if problems else out
 
 
 class BuildingJoin:
@@ -128,18 +241,21 @@ class BuildingJoin:
         self._client = client
         self._shared = shared or Shared(client)
 
-    async def records(self, buildings: Sequence[views.BuildingView]) -> list[Record]:
+    async def records(
+        self, buildings: Sequence[views.BuildingView], problems: Mapping[str, str] | None = None
+    ) -> list[Record]:
+        """One record per service splitter; a building's problem (:mod:`.lenient`) goes onto each of them."""
         if not buildings:
             return []
         splitters_of = await service_splitters(self._client, [b.id for b in buildings])
         projects = await self._shared.project_names()
-        topology = await self._shared.topology()
+        topology = await self._shared.topology_for(s for items in splitters_of.values() for s in items)
         out: list[Record] = []
         for building in buildings:
             for splitter in splitters_of.get(building.id, ()):
                 olt = topology.olt_for(splitter)
                 out.append(mapping.building_splitter_record(building, splitter, projects, olt))
-        return out
+        return mapping.with_problems(out, problems, key="building_id") if problems else out
 
 
 class ConnectionJoin:
@@ -148,8 +264,13 @@ class ConnectionJoin:
     def __init__(self, client: OzmapClient) -> None:
         self._client = client
 
-    async def records(self, properties: Sequence[views.ConnectionView]) -> list[Record]:
-        with_client = [p for p in properties if p.client is not None]
+    async def records(
+        self, properties: Sequence[views.ConnectionView], problems: Mapping[str, str] | None = None
+    ) -> list[Record]:
+        """``problems``: rows read with bad data (:mod:`.lenient`); such a row stays in the view even when its
+        client could not be read (the server listed it as having one), so that it is quarantined, not removed."""
+        bad = problems or {}
+        with_client = [p for p in properties if p.client is not None or p.id in bad]
         boxes = {views.ref_id(p.box) for p in with_client if p.parent is None}
         splitters_of = await service_splitters(self._client, [b for b in boxes if b])
         offsets: dict[str, int] = {}
@@ -158,4 +279,5 @@ class ConnectionJoin:
             for splitter in items:
                 offsets[splitter.id] = offset
                 offset += splitter.ratio.output if splitter.ratio is not None else 0
-        return [mapping.connection_record(p, offsets) for p in with_client]
+        records = [mapping.connection_record(p, offsets) for p in with_client]
+        return mapping.with_problems(records, bad) if bad else records

@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import msgspec
+
 from reconciler.connectors.ozmap import views
 from reconciler.connectors.ozmap.topology import ServiceSummary
 from reconciler.model import Fields, Record, Value
@@ -174,6 +176,18 @@ def connection_record(prop: views.ConnectionView, offsets: Mapping[str, int]) ->
         "potency_read": prop.potency_read,
     }
     return Record(id=prop.id, fields=fields, updated_at=max(prop.updated_at, client.updated_at))
+
+
+def with_problems(records: list[Record], problems: Mapping[str, str], key: str | None = None) -> list[Record]:
+    """``records`` with the problem of the row each was read from (by id, or by the row id in field ``key``)."""
+    if not problems:
+        return records
+    out: list[Record] = []
+    for record in records:
+        row = record.id if key is None else record.fields.get(key)
+        problem = problems.get(row) if isinstance(row, str) else None
+        out.append(record if problem is None else msgspec.structs.replace(record, problem=problem))
+    return out
 
 
 def gone_record(record_id: str, marker: str) -> Record:
