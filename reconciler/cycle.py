@@ -262,7 +262,15 @@ async def run_entity(
     timer.add("fetch_targets", started)
 
     started = time.perf_counter()
-    linked_total = await store.count_links(integration, entity)
+    # The guard's denominator. An incremental cycle with nothing gone and no linked record filtered out removes
+    # nothing, so it skips counting ~1M links; should it remove anyway, the smaller count only makes the guard
+    # stricter.
+    may_remove = (
+        effective == "full"
+        or bool(gone)
+        or any(isinstance(n, Filtered) and n.source_id in links for n in normalized)
+    )
+    linked_total = await store.count_links(integration, entity) if may_remove else len(links)
     data = planning.PlanInput(
         mode="full" if effective == "full" else "incremental",
         normalized=normalized,
