@@ -117,7 +117,7 @@ def markdown(run: dict[str, Any]) -> str:
     if meta["world"] == "network":
         sizes = ", ".join(f"N = {s['n']:,} → {s['fetched']:,} OZmap boxes" for s in scales)
         out.append(
-            f"**Scale.** Entity `{entity}` only (the clients entity does not exist yet). `reconciler sandbox "
+            f"**Scale.** Entity `{entity}` only (the OZmap → IXC client entities are not benchmarked yet). `reconciler sandbox "
             "--scale S` makes ≈ S/10 boxes and 0.9 S clients, so N boxes would need S = 10 N and 9 N clients; "
             "the benchmarks instead start the same generator and servers with the network only "
             "(`benchmarks/sandbox.py`, no clients) at S = 10 N: "
@@ -168,7 +168,8 @@ def markdown(run: dict[str, Any]) -> str:
     out.append("## 3. Incremental cycle: cost follows changes, not size\n")
     out.append(
         "Changes = source records edited since the last sync; fetched = records read (changes, the cursor's "
-        "lag window, and every skipped/quarantined record, which is re-read on each incremental cycle).\n"
+        "lag window, and up to 1,000 held — skipped or quarantined — records, re-checked least recently checked "
+        "first); OZmap requests include the OLT traces of those boxes (no whole-topology listing).\n"
     )
     out.append(
         "| linked | changes | fetched | wall s | fetch | normalize | links | diff+plan | apply | commit | "
