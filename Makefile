@@ -32,6 +32,7 @@ sandbox: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/pip install --quiet -e ".[dev,bench]"
 	$(BIN)/python -m benchmarks.run
+	$(BIN)/python -m benchmarks.run --entity client-coordinates --scales 10000,100000 --peer-scale 0 --state-rows 10000 --name clients
 
 bench-smoke: $(STAMP)
 	$(BIN)/python -m benchmarks.run --smoke

@@ -70,6 +70,23 @@ ENTITIES: dict[str, BenchEntity] = {
         target_route="^/webservice/v1/rad_caixa_ftth",
         edit=lambda tag, n: {"observation": f"bench {tag} {n}"},
     ),
-    # "clients" plugs in here once its rule file exists: world="full", per_scale=0.9,
-    # source_collection="ftth-clients", target_system="ixc", edit of "observation".
+    # OZmap → IXC clients: each client's property (the ``connections`` view: property + client) gives its IXC
+    # login the property's coordinates. The full world holds ~0.9 S clients; a field team moves a drop point.
+    "client-coordinates": BenchEntity(
+        name="client-coordinates",
+        integration="ozmap-ixc",
+        world="full",
+        per_scale=0.9,
+        source_system="ozmap",
+        source_collection="properties",
+        target_system="ixc",
+        target_route="^/webservice/v1/radusuarios",
+        edit=lambda tag, n: _moved(n),
+    ),
 }
+
+
+def _moved(n: int) -> dict[str, Any]:
+    """A property moved a few metres (distinct per record, so the login's coordinates really change)."""
+    lat, lng = -27.0 - (n % 5000) * 1e-4, -48.0 - (n // 5000 % 5000) * 1e-4
+    return {"lat": round(lat, 6), "lng": round(lng, 6), "coords": [round(lng, 6), round(lat, 6)]}

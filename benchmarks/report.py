@@ -194,7 +194,8 @@ def markdown(run: dict[str, Any]) -> str:
         latency = applied[0][1]["latency_s"] * 1000
         out.append("## 4. Apply throughput against a slow target\n")
         out.append(
-            f"N = {s0['n']:,}; {latency:g} ms latency injected on every IXC box request (the read before each "
+            f"N = {s0['n']:,}; {latency:g} ms latency injected on every target request of `{meta['entity']}` "
+            "(the read before each "
             "PUT and the PUT); one update = 2 requests. Bound (Little's law) = min(concurrency ÷ latency, rate "
             "limit); with a rate limit the token bucket starts full (one second of the rate), which the bound "
             "accounts for. Bare = the same requests replayed by a plain aiohttp loop at the same concurrency "
