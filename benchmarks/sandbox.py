@@ -183,16 +183,6 @@ class Sandbox:
 
 
 # ------------------------------------------------------------------------------------ the child process
-#: OZmap indexes the engine's queries use, built at start like a database's (else the first query pays for them).
-TOPOLOGY_INDEXES = {
-    "boxes": ("updatedAt",),
-    "splitters": ("parent", "connectables.output", "updatedAt"),
-    "pons": ("connectables",),
-    "slots": ("connectables",),
-    "olts": ("connectables",),
-}
-
-
 def _serve(scale: int, config: Path) -> int:
     from reconciler.sandbox import generate_ixc, generate_ozmap, ixc, ozmap
     from reconciler.sandbox.generate import World as SandboxWorld
@@ -208,8 +198,7 @@ def _serve(scale: int, config: Path) -> int:
         oz_store.load(name, world.ozmap_rows(name))
     for name in generate_ixc.TABLES:
         ixc_store.load(name, world.ixc_rows(name))
-    for name, paths in TOPOLOGY_INDEXES.items():  # what the cycles query, built before the first of them
-        oz_store.build_indexes(name, *paths)
+    oz_store.build_query_indexes()  # what the cycles query, built before the first of them
     gc.freeze()
     gc.enable()
     generated = time.perf_counter() - started

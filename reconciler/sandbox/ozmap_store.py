@@ -58,6 +58,19 @@ INDEXED_PATHS: Final = frozenset(
         "connectables.output",  # a network splitter's output fibres
     }
 )
+#: The indexes the engine's queries use, by collection (``updatedAt`` = the change order), which
+#: :meth:`OzmapStore.build_query_indexes` builds before serving, like a database that has them before its first
+#: query — otherwise the first incremental read of a large world pays for sorting and hashing whole collections.
+QUERIED_INDEXES: Final[dict[str, tuple[str, ...]]] = {
+    "boxes": ("updatedAt",),
+    "buildings": ("updatedAt",),
+    "splitters": ("parent", "connectables.output", "updatedAt"),
+    "pons": ("connectables",),
+    "slots": ("connectables",),
+    "olts": ("connectables",),
+    "properties": ("updatedAt", "client", "box"),
+    "ftth-clients": ("updatedAt", "code"),
+}
 POINT_LIKE: Final = frozenset(
     {
         "boxes",
@@ -187,6 +200,12 @@ class OzmapStore:
                 coll.hash_index(path)
             else:
                 raise ValueError(f"{collection}: no index on {path!r}")
+
+    def build_query_indexes(self) -> None:
+        """:data:`QUERIED_INDEXES` of the collections loaded so far, built now (see :meth:`build_indexes`)."""
+        for name, paths in QUERIED_INDEXES.items():
+            if name in self._collections:
+                self.build_indexes(name, *paths)
 
     def collection_names(self) -> list[str]:
         return sorted(self._collections)

@@ -266,6 +266,7 @@ def _build_apps(
     )
     ixc_store = ixc.IxcStore(tokens={creds.ixc_token: "pt-BR"})
     world.load_into(oz_store if "ozmap" in wanted else None, ixc_store if "ixc" in wanted else None)
+    oz_store.build_query_indexes()
     apps: dict[str, tuple[web.Application, Any, Faults, str]] = {}
     if "ozmap" in wanted:
         app = ozmap.create_app(oz_store)

@@ -315,6 +315,27 @@ def test_indexes_are_maintained_across_writes() -> None:
     assert store.query("boxes", near, None) == [W.box1]
 
 
+def test_indexes_built_before_serving_answer_like_the_lazy_ones_and_follow_writes() -> None:
+    lazy, eager = make_store(), make_store()
+    eager.build_query_indexes()
+    fibres = sorted(
+        {f for s in lazy.all("splitters") for f in (s.get("connectables") or {}).get("output") or [] if f}
+    )
+    queries = [
+        ("splitters", [{"property": "connectables.output", "operator": "in", "value": fibres[:2]}]),
+        ("splitters", [{"property": "parent", "operator": "=", "value": W.box1}]),
+        ("boxes", [{"property": "updatedAt", "operator": ">=", "value": T0}]),
+    ]
+    for collection, flt in queries:
+        assert eager.query(collection, flt, None) == lazy.query(collection, flt, None), flt
+    for store in (lazy, eager):
+        store.update("splitters", W.net1, {"connectables": {"input": [], "output": ["moved-fibre"]}})
+    moved = [{"property": "connectables.output", "operator": "in", "value": ["moved-fibre"]}]
+    assert eager.query("splitters", moved, None) == lazy.query("splitters", moved, None) == [W.net1]
+    with pytest.raises(ValueError, match="no index"):
+        eager.build_indexes("boxes", "colour")
+
+
 def test_filter_errors_are_400() -> None:
     store = make_store()
     for bad in (
