@@ -35,27 +35,24 @@ async def service_splitters(
     client: OzmapClient, parent_ids: Iterable[str]
 ) -> dict[str, list[views.ServiceSplitterView]]:
     """The service (``isDrop``) splitters of these boxes or buildings, by parent, in (name, id) order."""
-    found: list[list[views.ServiceSplitterView]] = []
-
-    async def one(batch: Sequence[str]) -> None:
-        only_service = [cond("parent", "in", list(batch)), cond("isDrop", "=", True)]
-        found.append(await client.collect("splitters", views.SERVICE_SPLITTERS, filter=only_service))
-
-    async with anyio.create_task_group() as tg:
-        for batch in batches(sorted(set(parent_ids))):
-            tg.start_soon(one, batch)
+    (rows,) = await _gather(
+        client,
+        [
+            ("splitters", views.SERVICE_SPLITTERS, [cond("parent", "in", list(b)), cond("isDrop", "=", True)])
+            for b in batches(sorted(set(parent_ids)))
+        ],
+    )
     by_parent: dict[str, list[views.ServiceSplitterView]] = collections.defaultdict(list)
-    for rows in found:
-        for splitter in rows:
-            if splitter.is_drop and splitter.parent is not None:
-                by_parent[splitter.parent].append(splitter)
+    for splitter in rows:
+        if splitter.is_drop and splitter.parent is not None:
+            by_parent[splitter.parent].append(splitter)
     for items in by_parent.values():
         items.sort(key=splitter_order)
     return by_parent
 
 
-#: One listing: resource, page decoder, filter.
-Query = tuple[str, "msgspec.json.Decoder[views.Page[Any]]", list[dict[str, Any]]]
+#: One listing: resource, page decoder, filter (None: the whole collection).
+Query = tuple[str, "msgspec.json.Decoder[views.Page[Any]]", list[dict[str, Any]] | None]
 
 
 async def _gather(client: OzmapClient, *groups: Sequence[Query]) -> list[list[Any]]:
@@ -63,7 +60,10 @@ async def _gather(client: OzmapClient, *groups: Sequence[Query]) -> list[list[An
     found: list[list[Any]] = [[] for _ in groups]
 
     async def one(
-        n: int, resource: str, decoder: msgspec.json.Decoder[views.Page[Any]], where: list[dict[str, Any]]
+        n: int,
+        resource: str,
+        decoder: msgspec.json.Decoder[views.Page[Any]],
+        where: list[dict[str, Any]] | None,
     ) -> None:
         found[n].extend(await client.collect(resource, decoder, filter=where))
 
@@ -140,19 +140,17 @@ class Shared:
             if not frontier:
                 break
             self._traced |= frontier
+            chunks = batches(sorted(frontier))
             found_pons, found_splitters = await _gather(
                 client,
-                [
-                    ("pons", views.PONS, [cond("connectables", "in", list(b))])
-                    for b in batches(sorted(frontier))
-                ],
+                [("pons", views.PONS, [cond("connectables", "in", list(b))]) for b in chunks],
                 [
                     (
                         "splitters",
                         views.SPLITTERS,
                         [cond("isDrop", "=", False), cond("connectables.output", "in", list(b))],
                     )
-                    for b in batches(sorted(frontier))
+                    for b in chunks
                 ],
             )
             pons.extend(found_pons)
@@ -180,29 +178,13 @@ class Shared:
         self._olts.update((o.id, o) for o in [*by_id_olts, *by_slot])
 
     async def _load_topology(self) -> Topology:
-        client = self._client
-        pons: list[views.PonView] = []
-        slots: list[views.SlotView] = []
-        olts: list[views.OltView] = []
-        network: list[views.SplitterView] = []
-
-        async def load_pons() -> None:
-            pons.extend(await client.collect("pons", views.PONS))
-
-        async def load_slots() -> None:
-            slots.extend(await client.collect("slots", views.SLOTS))
-
-        async def load_olts() -> None:
-            olts.extend(await client.collect("olts", views.OLTS))
-
-        async def load_network() -> None:
-            network.extend(
-                await client.collect("splitters", views.SPLITTERS, filter=[cond("isDrop", "=", False)])
-            )
-
-        async with anyio.create_task_group() as tg:
-            for load in (load_pons, load_slots, load_olts, load_network):
-                tg.start_soon(load)
+        pons, slots, olts, network = await _gather(
+            self._client,
+            [("pons", views.PONS, None)],
+            [("slots", views.SLOTS, None)],
+            [("olts", views.OLTS, None)],
+            [("splitters", views.SPLITTERS, [cond("isDrop", "=", False)])],
+        )
         return Topology(pons=pons, slots=slots, olts=olts, network_splitters=network)
 
 
