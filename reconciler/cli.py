@@ -89,6 +89,7 @@ async def _plan_or_sync(args: argparse.Namespace, *, apply: bool) -> int:
                     apply=apply,
                     allow_mass_removal=getattr(args, "allow_mass_removal", False),
                     progress=progress,
+                    compare_all=getattr(args, "compare_all", False),
                 )
             except GuardTripped as exc:
                 progress.done()
@@ -187,6 +188,12 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--entity", action="append", help="only this entity (repeatable)")
         p.add_argument(
             "--full", action="store_true", help="read everything instead of changes since the cursor"
+        )
+        p.add_argument(
+            "--compare-all",
+            action="store_true",
+            help="with --full: run the rule on every record and compare every pair, even pairs whose two "
+            "records read exactly as when they were last found in agreement",
         )
         p.add_argument("--json", metavar="PATH", help="also write the plan as JSON")
         p.add_argument("--html", metavar="PATH", help="also write an HTML report")

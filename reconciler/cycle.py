@@ -28,7 +28,7 @@ import anyio.lowlevel
 import anyio.to_thread
 import msgspec
 
-from reconciler import planning
+from reconciler import agreement, planning
 from reconciler.applying import ApplySettings, Gate, apply_plan, now_iso, quarantine_rows, resolve_pending
 from reconciler.connectors.base import Connector
 from reconciler.errors import GuardTripped
@@ -54,6 +54,9 @@ FIND_ONE_BY_ONE_MAX = 200
 #: a long cycle never holds the loop for long, so the daemon's other work (webhooks, targeted cycles) goes on.
 NORMALIZE_SLICE = 250
 PLAN_IN_THREAD_MIN = 2000
+#: A full cycle reads the agreed targets of unsettled sources by id up to this share of the snapshot, else it
+#: streams the target collection again.
+REREAD_BY_ID_SHARE = 0.05
 #: Held records re-read by an incremental cycle whose lookup tables did not change (least recently checked first).
 HELD_RECHECK = 1000
 #: The cursor name under which a cycle saves the fingerprint of the lookup tables it used.
@@ -100,6 +103,8 @@ class RuleLike(Protocol):
     def removal(self) -> Any: ...
     @property
     def max_inactivate_share(self) -> float | None: ...
+    @property
+    def fingerprint(self) -> bytes: ...
 
     def normalize(self, record: Record, lookups: Mapping[str, Mapping[str, Value]]) -> Normalized: ...
 
@@ -117,6 +122,8 @@ class CycleResult(msgspec.Struct):
     cursor_after: str | None = None
     timings: dict[str, float] = msgspec.field(default_factory=dict)
     recovered: int = 0
+    settled: int = 0
+    """Records of a full cycle counted unchanged without running the rule (see ``reconciler.agreement``)."""
 
     @property
     def failures(self) -> int:
@@ -168,6 +175,7 @@ async def run_entity(
     hold: Mapping[str, str] | None = None,
     gate: Gate | None = None,
     live_runs: Collection[str] = (),
+    compare_all: bool = False,
 ) -> CycleResult:
     """Run one cycle of ``rule``'s entity. ``apply=False`` is the dry run (stops after plan).
 
@@ -176,6 +184,8 @@ async def run_entity(
     actions of these records are turned into skips with that reason (per-record backoff after failures).
     ``gate`` serializes each action with another cycle of the entity running beside this one (see
     ``applying``); ``live_runs`` are the runs in progress whose pending journal rows are not left behind.
+    ``compare_all``: a full cycle runs the rule on every record and compares every pair, even those read exactly
+    as when last found in agreement (see ``reconciler.agreement``).
 
     Raises :class:`GuardTripped` (after planning, before acting) when ``apply`` is set and the plan trips a
     guard without ``allow_mass_removal``; the plan is attached as ``exc.args[1]``.
@@ -209,57 +219,56 @@ async def run_entity(
     timer.add("lookups", started)
     lookups_mark = _fingerprint(tables)
 
-    # fetch + normalize, page by page
-    normalized: list[Normalized] = []
-    gone: list[str] = []
-    fetched = 0
+    key = agreement.basis(rule.fingerprint, tables)
+    reading = _Reading()
     since = _shift(cursor, -CURSOR_LAG_SECONDS) if effective == "incremental" else None
-    started = time.perf_counter()
-    if only is not None:
-        wanted = sorted(set(only))
-        records = await source.fetch_by_ids(rule.source_collection, wanted) if wanted else []
-        normalized.extend(rule.normalize(record, tables) for record in records)
-        fetched = len(records)
-        gone.extend(sorted(set(wanted) - {r.id for r in records}))
-    else:
-        async for page in source.stream(rule.source_collection, since=since):
-            for start in range(0, len(page), NORMALIZE_SLICE):
-                if start:
-                    await anyio.lowlevel.checkpoint()  # let other work of the loop in between
-                t0 = time.perf_counter()
-                normalized.extend(rule.normalize(r, tables) for r in page[start : start + NORMALIZE_SLICE])
-                timer.add("normalize", t0)
-            fetched += len(page)
-            if progress is not None:
-                progress(f"{integration}/{entity}: fetched", fetched)
-    if effective == "incremental":
-        catalog = source.catalog().get(rule.source_collection)
-        if catalog is not None and catalog.deletions:
-            async for page in source.stream(rule.source_collection, since=since, deleted=True):
-                gone.extend(r.id for r in page)
-                fetched += len(page)
-        seen = {n.source_id for n in normalized}
-        lookups_changed = lookups_mark != await store.cursor(integration, entity, LOOKUPS_MARK)
-        held_rows = await store.quarantined(
-            integration, entity, limit=None if lookups_changed else HELD_RECHECK
-        )
-        retry_ids = [q.source_id for q in held_rows if q.source_id not in seen]
-        if retry_ids:
-            for record in await source.fetch_by_ids(rule.source_collection, retry_ids):
-                normalized.append(rule.normalize(record, tables))
-    timer.add("fetch", started)
-    timer.timings["fetch"] -= timer.timings.get("normalize", 0.0)
-
-    # links + target snapshot
-    started = time.perf_counter()
     if effective == "full":
+        # links and the target snapshot first: a pair read exactly as when last found in agreement is settled
+        # while the source streams, without running the rule (see ``reconciler.agreement``)
+        started = time.perf_counter()
         links = await store.links(integration, entity)
+        held = {q.source_id for q in await store.quarantined(integration, entity)}
+        timer.add("state", started)
+        started = time.perf_counter()
+        snapshot = await _full_snapshot(rule, target, links, held, key if not compare_all else None)
+        timer.add("fetch_targets", started)
+        targets, claimed = snapshot.records, snapshot.claimed
+        started = time.perf_counter()
+        async for page in source.stream(rule.source_collection):
+            await _read_page(rule, page, tables, reading, timer, settle=(links, snapshot.agreed, key))
+            if progress is not None:
+                progress(f"{integration}/{entity}: fetched", reading.fetched)
+        timer.add("fetch", started)
+        started = time.perf_counter()
+        await _reread_agreed_targets(rule, target, links, snapshot)
+        timer.add("fetch_targets", started)
     else:
-        links = await store.links(integration, entity, [n.source_id for n in normalized] + gone)
-    timer.add("state", started)
-    started = time.perf_counter()
-    targets, claimed = await _targets(rule, target, store, effective, normalized, links, gone)
-    timer.add("fetch_targets", started)
+        started = time.perf_counter()
+        if only is not None:
+            wanted = sorted(set(only))
+            records = await source.fetch_by_ids(rule.source_collection, wanted) if wanted else []
+            await _read_page(rule, records, tables, reading, timer)
+            reading.gone.extend(sorted(set(wanted) - {r.id for r in records}))
+        else:
+            async for page in source.stream(rule.source_collection, since=since):
+                await _read_page(rule, page, tables, reading, timer)
+                if progress is not None:
+                    progress(f"{integration}/{entity}: fetched", reading.fetched)
+        if effective == "incremental":
+            await _read_incremental_extras(rule, source, store, since, lookups_mark, tables, reading, timer)
+        timer.add("fetch", started)
+        started = time.perf_counter()
+        links = await store.links(
+            integration, entity, [n.source_id for n in reading.normalized] + reading.gone
+        )
+        timer.add("state", started)
+        started = time.perf_counter()
+        targets, claimed = await _targets(
+            rule, target, store, effective, reading.normalized, links, reading.gone
+        )
+        timer.add("fetch_targets", started)
+    timer.timings["fetch"] = timer.timings.get("fetch", 0.0) - timer.timings.get("normalize", 0.0)
+    normalized, gone, fetched = reading.normalized, reading.gone, reading.fetched
 
     started = time.perf_counter()
     # The guard's denominator. An incremental cycle with nothing gone and no linked record filtered out removes
@@ -284,6 +293,7 @@ async def run_entity(
         linked_total=linked_total,
         force_compare=effective == "full",
         hold=dict(hold or {}),
+        settled=reading.settled,
     )
     if len(normalized) + len(targets) >= PLAN_IN_THREAD_MIN:  # keep the event loop responsive meanwhile
         entity_plan = await anyio.to_thread.run_sync(planning.plan, spec, data)
@@ -301,6 +311,7 @@ async def run_entity(
         timings=timer.timings,
         recovered=len(recovered),
         outcomes=list(recovered),
+        settled=reading.settled,
     )
     if not apply:
         return result
@@ -322,7 +333,9 @@ async def run_entity(
 
     started = time.perf_counter()
     failed = {o.source_id for o in outcomes if not o.ok and o.kind not in ("skip", "quarantine")}
-    new_cursor = _next_cursor(cursor, normalized, failed) if effective != "targeted" else None
+    new_cursor = (
+        _next_cursor(cursor, normalized, failed, reading.settled_mark) if effective != "targeted" else None
+    )
     succeeded_unchanged = [
         n.source_id
         for n in normalized
@@ -332,9 +345,7 @@ async def run_entity(
     quarantine = quarantine_rows(entity_plan, run_id, now_iso())
     # Release only ids that are (or are about to be) quarantined: a full cycle would otherwise send one DELETE
     # per unchanged record (~1M at 1M records) to find the few thousand quarantined ones.
-    if effective == "full":
-        held = {q.source_id for q in await store.quarantined(integration, entity)}
-    else:
+    if effective != "full":
         held = {
             q.source_id for q in await store.quarantined(integration, entity, source_ids=succeeded_unchanged)
         }
@@ -345,7 +356,13 @@ async def run_entity(
             entity=entity,
             quarantine=quarantine,
             release_quarantine=tuple(sid for sid in succeeded_unchanged if sid in held),
-            upsert_links=_refreshed_links(normalized, links, failed, entity_plan),
+            upsert_links=_refreshed_links(
+                normalized,
+                links,
+                failed,
+                entity_plan,
+                agreed=(reading.fingerprints, targets, key) if effective == "full" else None,
+            ),
             cursor=new_cursor,
             marks=((LOOKUPS_MARK, lookups_mark),) if effective != "targeted" else (),
         )
@@ -353,6 +370,186 @@ async def run_entity(
     timer.add("commit", started)
     result.cursor_after = new_cursor if new_cursor is not None else cursor
     return result
+
+
+class _Reading:
+    """What the source side of a cycle gathered: normalised records, ids gone, and the settled ones."""
+
+    def __init__(self) -> None:
+        self.normalized: list[Normalized] = []
+        self.gone: list[str] = []
+        self.fetched = 0
+        self.settled = 0
+        """Records skipped as unchanged since their pair was last found in agreement (full cycles)."""
+        self.settled_mark = ""
+        """The newest change marker among the settled records (they move the cursor too)."""
+        self.fingerprints: dict[str, int] = {}
+        """Source fingerprints of the linked records that were normalised, to store when found in agreement."""
+
+
+_Settle = tuple[dict[str, LinkRow], Mapping[str, int], bytes]
+#: The value a target id takes in :attr:`_FullSnapshot.agreed` once its record read as stored.
+_AGREED = 0
+
+
+async def _read_page(
+    rule: RuleLike,
+    page: Sequence[Record],
+    tables: Mapping[str, Mapping[str, Value]],
+    reading: _Reading,
+    timer: _Timer,
+    settle: _Settle | None = None,
+) -> None:
+    """Normalise one page in slices (yielding to the event loop in between).
+
+    ``settle`` (full cycles: all links, the target ids confirmed unchanged, the fingerprint key): a linked record
+    whose target was confirmed and whose own fingerprint equals the link's is settled instead of normalised,
+    and its link is taken out of ``links`` (what is left there after the snapshot has not been seen).
+    """
+    for start in range(0, len(page), NORMALIZE_SLICE):
+        if start:
+            await anyio.lowlevel.checkpoint()  # let other work of the loop in between
+        t0 = time.perf_counter()
+        chunk = page[start : start + NORMALIZE_SLICE]
+        if settle is None:
+            reading.normalized.extend(rule.normalize(r, tables) for r in chunk)
+        else:
+            links, confirmed, key = settle
+            for record in chunk:
+                link = links.get(record.id)
+                if link is not None:
+                    fingerprint = agreement.source_fingerprint(record, key)
+                    if fingerprint == link.source_hash and confirmed.get(link.target_id) == _AGREED:
+                        del links[record.id]
+                        reading.settled += 1
+                        if record.updated_at > reading.settled_mark:
+                            reading.settled_mark = record.updated_at
+                        continue
+                    reading.fingerprints[record.id] = fingerprint
+                reading.normalized.append(rule.normalize(record, tables))
+        timer.add("normalize", t0)
+    reading.fetched += len(page)
+
+
+async def _read_incremental_extras(
+    rule: RuleLike,
+    source: Connector,
+    store: StateStore,
+    since: str | None,
+    lookups_mark: str,
+    tables: Mapping[str, Mapping[str, Value]],
+    reading: _Reading,
+    timer: _Timer,
+) -> None:
+    """An incremental cycle's other reads: deletions since the cursor and the held records due a re-check."""
+    integration, entity = rule.integration, rule.entity
+    catalog = source.catalog().get(rule.source_collection)
+    if catalog is not None and catalog.deletions:
+        async for page in source.stream(rule.source_collection, since=since, deleted=True):
+            reading.gone.extend(r.id for r in page)
+            reading.fetched += len(page)
+    seen = {n.source_id for n in reading.normalized}
+    lookups_changed = lookups_mark != await store.cursor(integration, entity, LOOKUPS_MARK)
+    held_rows = await store.quarantined(integration, entity, limit=None if lookups_changed else HELD_RECHECK)
+    retry_ids = [q.source_id for q in held_rows if q.source_id not in seen]
+    if retry_ids:
+        records = await source.fetch_by_ids(rule.source_collection, retry_ids)
+        fetched = reading.fetched
+        await _read_page(rule, records, tables, reading, timer)
+        reading.fetched = fetched  # re-checks are not counted as fetched changes
+
+
+class _FullSnapshot(msgspec.Struct):
+    """The target side of a full cycle."""
+
+    records: dict[str, Record]
+    """The target records the plan must see (slim: the compared fields), all but the confirmed ones."""
+    agreed: dict[str, int]
+    """Linked target id → stored target fingerprint, :data:`_AGREED` once the record read exactly as when last
+    found in agreement with its source (a dict overwritten in place: it keeps the links' id strings, not a
+    second million of them)."""
+    claimed: frozenset[str]
+    """Every linked target id."""
+    size: int
+    """Target records the filter admitted."""
+
+
+async def _full_snapshot(
+    rule: RuleLike,
+    target: Connector,
+    links: Mapping[str, LinkRow],
+    held: Collection[str],
+    key: bytes | None,
+) -> _FullSnapshot:
+    """Stream the target collection once, keeping the compared fields of each record the filter admits.
+
+    With ``key`` (not ``--compare-all``), a record linked to a source that is not held, whose stored target
+    fingerprint equals its own, is only remembered as agreed: its source will be settled if it reads the same.
+    """
+    expected: dict[str, int] = {}
+    if key is not None:
+        expected = {
+            row.target_id: row.target_hash
+            for sid, row in links.items()
+            if row.state == "active" and row.source_hash and row.target_hash and sid not in held
+        }
+    records: dict[str, Record] = {}
+    keep = _compared_fields(rule)
+    size = 0
+    async for page in target.stream(rule.target_collection):
+        for record in page:
+            if not rule.target_matches(record):
+                continue
+            size += 1
+            slim = _slim(record, keep)
+            stored = expected.get(record.id)
+            if (
+                stored is not None
+                and key is not None
+                and not record.problem
+                and agreement.target_fingerprint(slim.fields, key) == stored
+            ):
+                expected[record.id] = _AGREED
+                continue
+            records[record.id] = slim
+    claimed = frozenset(row.target_id for row in links.values())
+    return _FullSnapshot(records=records, agreed=expected, claimed=claimed, size=size)
+
+
+def _slim(record: Record, keep: Sequence[str]) -> Record:
+    """``record`` with only the fields a plan reads (a 1M-record snapshot held at a fraction of the size)."""
+    fields = record.fields
+    return msgspec.structs.replace(record, fields={name: fields[name] for name in keep if name in fields})
+
+
+async def _reread_agreed_targets(
+    rule: RuleLike,
+    target: Connector,
+    links: Mapping[str, LinkRow],
+    snapshot: _FullSnapshot,
+) -> None:
+    """Read again the agreed targets whose source was not settled, into ``snapshot.records``.
+
+    The snapshot kept only the targets it could not vouch for; a pair whose source changed, vanished or became
+    held needs its target's current fields after all (for the update's before values, a removal, a re-check).
+    Such pairs are few (about the share of changed records), so they are read by id; when they are more than
+    :data:`REREAD_BY_ID_SHARE` of the snapshot, the collection is streamed again instead.
+    """
+    agreed = snapshot.agreed
+    wanted = {row.target_id for row in links.values() if agreed.get(row.target_id) == _AGREED}
+    if not wanted:
+        return
+    keep = _compared_fields(rule)
+    records = snapshot.records
+    if len(wanted) <= max(FIND_ONE_BY_ONE_MAX, REREAD_BY_ID_SHARE * snapshot.size):
+        for record in await target.fetch_by_ids(rule.target_collection, sorted(wanted)):
+            if rule.target_matches(record):
+                records[record.id] = _slim(record, keep)
+        return
+    async for page in target.stream(rule.target_collection):
+        for record in page:
+            if record.id in wanted and rule.target_matches(record):
+                records[record.id] = _slim(record, keep)
 
 
 async def _lookup_tables(
@@ -408,10 +605,7 @@ async def _targets(
         async for page in target.stream(rule.target_collection):
             for record in page:
                 if rule.target_matches(record):
-                    # only what the plan compares or matches on: a 1M-record snapshot held at half the size
-                    fields = record.fields
-                    slim = {name: fields[name] for name in keep if name in fields}
-                    records[record.id] = msgspec.structs.replace(record, fields=slim)
+                    records[record.id] = _slim(record, keep)
         if mode == "full":
             claimed = frozenset(row.target_id for row in links.values())
         else:
@@ -476,12 +670,17 @@ def _spare_unreadable_targets(plan: EntityPlan, targets: Mapping[str, Record]) -
     return msgspec.structs.replace(plan, actions=tuple(actions))
 
 
-def _next_cursor(cursor: str | None, normalized: Sequence[Normalized], failed: set[str]) -> str | None:
-    """Max updated_at seen, or the oldest failed record's updated_at when something failed."""
+def _next_cursor(
+    cursor: str | None, normalized: Sequence[Normalized], failed: set[str], settled_mark: str = ""
+) -> str | None:
+    """Max updated_at seen (``settled_mark``: of the settled records), or the oldest failed record's updated_at
+    when something failed."""
     failed_marks = [n.updated_at for n in normalized if n.source_id in failed and n.updated_at]
     if failed_marks:
         return min(failed_marks) if cursor is None or min(failed_marks) >= cursor else None
     marks = [n.updated_at for n in normalized if n.updated_at]
+    if settled_mark:
+        marks.append(settled_mark)
     if not marks:
         return cursor
     newest = max(marks)
@@ -493,16 +692,34 @@ def _refreshed_links(
     links: Mapping[str, LinkRow],
     failed: set[str],
     plan: EntityPlan,
+    agreed: tuple[Mapping[str, int], Mapping[str, Record], bytes] | None = None,
 ) -> tuple[LinkRow, ...]:
-    """Links whose hash is stale although no action was needed (target already agreed): refresh the hash."""
+    """Links of records that needed no action (the target already agreed) whose stored hashes are stale.
+
+    The content hash is refreshed always; with ``agreed`` (a full cycle: source fingerprints, the target
+    snapshot, the fingerprint key) the pair's fingerprints are stored too, when both records were read whole.
+    """
     acted = {a.source_id for a in plan.actions}
     rows = []
     for n in normalized:
         if not isinstance(n, Desired) or n.source_id in acted or n.source_id in failed:
             continue
         link = links.get(n.source_id)
-        if link is not None and link.content_hash != n.content_hash:
-            rows.append(msgspec.structs.replace(link, content_hash=n.content_hash, updated_at=now_iso()))
+        if link is None:
+            continue
+        row = link
+        if link.content_hash != n.content_hash:
+            row = msgspec.structs.replace(link, content_hash=n.content_hash, updated_at=now_iso())
+        if agreed is not None and link.state == "active":
+            fingerprints, targets, key = agreed
+            source_hash = fingerprints.get(n.source_id, agreement.UNKNOWN)
+            target = targets.get(link.target_id)
+            if source_hash != agreement.UNKNOWN and target is not None and not target.problem:
+                target_hash = agreement.target_fingerprint(target.fields, key)
+                if (link.source_hash, link.target_hash) != (source_hash, target_hash):
+                    row = msgspec.structs.replace(row, source_hash=source_hash, target_hash=target_hash)
+        if row is not link:
+            rows.append(row)
     return tuple(rows)
 
 

@@ -116,6 +116,7 @@ class Engine:
         only: Mapping[str, Sequence[str]] | None = None,
         hold: Mapping[str, Mapping[str, str]] | None = None,
         gate: Gate | None = None,
+        compare_all: bool = False,
     ) -> IntegrationRun:
         """Plan (and with ``apply``, sync) the integration's entities in order.
 
@@ -123,7 +124,8 @@ class Engine:
         entities already applied keep their committed state. ``only`` (entity → source ids) makes the named
         entities' cycles targeted at those records (see ``cycle.run_entity``); ``hold`` (entity → source id →
         reason) defers those records' actions. ``gate`` serializes each action with a cycle of the same entity
-        running beside this one (see ``applying``).
+        running beside this one (see ``applying``). ``compare_all``: full cycles compare every pair, even those
+        read exactly as when last found in agreement (see ``reconciler.agreement``).
         """
         rules = self.rules(integration)
         if entities:
@@ -162,6 +164,7 @@ class Engine:
                         hold=(hold or {}).get(rule.entity),
                         gate=gate,
                         live_runs=frozenset(self._live_runs - {run_id}),
+                        compare_all=compare_all,
                     )
                 )
             status = "ok"

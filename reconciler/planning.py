@@ -106,6 +106,10 @@ class PlanInput(msgspec.Struct, frozen=True):
     force_compare: bool = False
     hold: Mapping[str, str] = msgspec.field(default_factory=dict)
     """Source id → reason: these records' actions are deferred (per-record backoff) and planned as skips."""
+    settled: int = 0
+    """Source records of the snapshot known to be unchanged without being normalised (both records read the
+    same as when last found in agreement; see ``reconciler.agreement``). They are counted unchanged; their
+    links are left out of ``links``, so a full snapshot does not take them for gone."""
 
 
 def same_value(current: Value, desired: Value) -> bool:
@@ -182,7 +186,7 @@ def index_candidates(
 def plan(spec: PlanSpec, data: PlanInput) -> EntityPlan:
     """Compute the entity's plan. Deterministic: actions are sorted by kind order, then source id."""
     actions: list[Action] = []
-    unchanged = 0
+    unchanged = data.settled
     filtered = 0
     present: set[str] = set()
     candidates = index_candidates(data.targets.values(), spec.first_sight, data.claimed_targets)
@@ -387,7 +391,7 @@ def _order(action: Action) -> tuple[int, str]:
 
 def _guard(spec: PlanSpec, data: PlanInput, removals: int) -> str:
     """Only removals of vanished sources count: a rule whose apply is ``delete`` acts on records it reads."""
-    empty = data.mode == "full" and data.linked_total > 0 and not data.normalized
+    empty = data.mode == "full" and data.linked_total > 0 and not data.normalized and not data.settled
     if empty and spec.removal.action != "ignore":
         return (
             f"the full snapshot of {spec.source} is empty while {data.linked_total} records are linked; "

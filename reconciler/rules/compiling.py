@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from reconciler import model
+from reconciler import agreement, model
 from reconciler.errors import ConfigError, RuleError
 from reconciler.model import Desired, Filtered, Normalized, Quarantined, Record, Skipped, Value
 from reconciler.rules import expressions, fieldsteps, schema, templates, transforms, validating
@@ -120,6 +120,9 @@ class CompiledRule:
     """None: the config's default applies."""
     options: Mapping[str, Value]
     """Every declared option, resolved (config value or default)."""
+    fingerprint: bytes
+    """A digest of what the rule was compiled from (spec after options, options, both schemas): see
+    ``reconciler.agreement``."""
     _program: _Program = field(repr=False)
 
     @property
@@ -328,6 +331,7 @@ def compile_rule(
         full_seconds=validating.parse_duration(spec.schedule.full),
         max_inactivate_share=spec.guard.max_inactivate_share,
         options=MappingProxyType(resolved),
+        fingerprint=agreement.rule_digest((spec, resolved, source, target)),
         _program=program,
     )
 

@@ -113,10 +113,18 @@ _QUARANTINE_BY_AGE = """
 CREATE INDEX quarantine_by_age ON quarantine (integration, entity, at, source_id);
 """
 
+#: Fingerprints of the source and target record last found in agreement (see ``reconciler.agreement``);
+#: 0 = unknown, which every existing link starts with.
+_AGREEMENT = """
+ALTER TABLE links ADD COLUMN source_hash INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE links ADD COLUMN target_hash INTEGER NOT NULL DEFAULT 0;
+"""
+
 #: Every migration, in order. Position + 1 is the schema version it produces.
 MIGRATIONS: tuple[Migration, ...] = (
     Migration("0001_initial", _INITIAL),
     Migration("0002_quarantine_by_age", _QUARANTINE_BY_AGE),
+    Migration("0003_link_agreement", _AGREEMENT),
 )
 
 

@@ -66,7 +66,7 @@ BUSY_TIMEOUT_MS = 5000
 
 _Row = tuple[Any, ...]
 
-_LINK_COLS = "source_id, target_id, natural_key, content_hash, state, updated_at"
+_LINK_COLS = "source_id, target_id, natural_key, content_hash, state, updated_at, source_hash, target_hash"
 _JOURNAL_COLS = (
     "run_id, action_id, integration, entity, kind, source_id, target_id, natural_key, payload_hash, status, "
     "error, at"
@@ -78,10 +78,12 @@ _RUN_COLS = "run_id, integration, mode, started_at, finished_at, status, summary
 # ``msgspec.structs.astuple``.
 _SELECT_LINKS = f"SELECT {_LINK_COLS} FROM links WHERE integration = ? AND entity = ?"
 _UPSERT_LINK = (
-    "INSERT INTO links (integration, entity, source_id, target_id, natural_key, content_hash, state, updated_at) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (integration, entity, source_id) DO UPDATE SET "
+    "INSERT INTO links (integration, entity, source_id, target_id, natural_key, content_hash, state, updated_at, "
+    "source_hash, target_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (integration, entity, source_id) DO UPDATE SET "
     "target_id = excluded.target_id, natural_key = excluded.natural_key, content_hash = excluded.content_hash, "
-    "state = excluded.state, updated_at = excluded.updated_at"
+    "state = excluded.state, updated_at = excluded.updated_at, source_hash = excluded.source_hash, "
+    "target_hash = excluded.target_hash"
 )
 _DELETE_LINK = "DELETE FROM links WHERE integration = ? AND entity = ? AND source_id = ?"
 _COUNT_LINKS = "SELECT count(*) FROM links WHERE integration = ? AND entity = ? AND state = ?"
@@ -435,6 +437,8 @@ class SqliteStateStore:
                         r.content_hash,
                         r.state,
                         r.updated_at or now,
+                        r.source_hash,
+                        r.target_hash,
                     )
                     for r in batch.upsert_links
                 ]

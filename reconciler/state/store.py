@@ -25,7 +25,9 @@ class LinkRow(msgspec.Struct, frozen=True, gc=False):
 
     ``natural_key`` is the JSON of the first-sight key (e.g. ``{"descricao": "CTO-1", "id_projeto": "3"}``);
     ``content_hash`` fingerprints the desired fields last applied; ``state`` is ``inactive`` once the source
-    vanished and the target was inactivated.
+    vanished and the target was inactivated. ``source_hash`` / ``target_hash`` fingerprint the two records when
+    a full cycle last found them in agreement (0 = unknown; every write of the link by an action resets them):
+    see ``reconciler.agreement``.
     """
 
     source_id: str
@@ -34,6 +36,8 @@ class LinkRow(msgspec.Struct, frozen=True, gc=False):
     content_hash: str = ""
     state: LinkState = "active"
     updated_at: str = ""
+    source_hash: int = 0
+    target_hash: int = 0
 
 
 class JournalEntry(msgspec.Struct, frozen=True):

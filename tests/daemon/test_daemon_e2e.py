@@ -272,7 +272,9 @@ async def test_migrate_then_initial_load_is_the_deployment_job(sandboxes: Sandbo
     config = str(daemon_config(sandboxes))
     first = await anyio.run_process(command("migrate", "--config", config), check=False)
     assert first.returncode == 0, first.stderr.decode()
-    assert "schema version 2 (applied: 0001_initial, 0002_quarantine_by_age)" in first.stdout.decode()
+    assert "schema version 3 (applied: 0001_initial, 0002_quarantine_by_age, 0003_link_agreement)" in (
+        first.stdout.decode()
+    )
     again = await anyio.run_process(command("migrate", "--config", config), check=False)
     assert "(up to date)" in again.stdout.decode()
     assert not sandboxes.ixc.all("rad_caixa_ftth")[2:]  # nothing synced yet: only the two seeded boxes

@@ -115,12 +115,12 @@ async def test_an_object_change_reaches_vetro_through_the_webhook_while_a_full_s
         synced = len(cv.vetro_patches())  # what the first cycles wrote
         # COS support registers the daemon's webhook route; COS signs each delivery with the shared secret.
         await cv.user("cosbe", "POST", "webhook", {"url": daemon.url + ROUTE, "secret": COS_WEBHOOK_SECRET})
-        # A full sync of the push entity reads every COS object, then stalls on its read of Vetro for 8 s.
+        # A full sync of the push entity reads Vetro, then stalls on its read of the COS objects for 8 s.
         await cv.user(
-            "vetro",
+            "cosbe",
             "POST",
             "faults",
-            {"kind": "latency", "route": "features/query", "seconds": 8, "count": 1},
+            {"kind": "latency", "route": "Object/List", "seconds": 8, "count": 1},
         )
         status, _ = await daemon.request(
             "POST",
@@ -130,7 +130,7 @@ async def test_an_object_change_reaches_vetro_through_the_webhook_while_a_full_s
         assert status == 202
 
         async def stalled() -> bool:
-            return any(e.fault == "latency" for e in cv.vetro_faults.log)
+            return any(e.fault == "latency" for e in cv.cos_faults.log)
 
         await wait_for(stalled, "the full sync to be in flight")
         assert await daemon.sample("reconciler_cycle_in_progress", entity=PUSH) == 1
@@ -151,14 +151,14 @@ async def test_an_object_change_reaches_vetro_through_the_webhook_while_a_full_s
             return await daemon.sample("reconciler_cycles_total", entity=PUSH, mode="full") > full_cycles
 
         await wait_for(full_done, "the full sync to finish")
-        # The full sync read object 3 before the change: its update was vetoed, never sent.
+        # The full sync read Vetro before the targeted cycle wrote it: its update was vetoed, never sent.
         assert cv.properties(3)["COS Object Status"] == "Deliverable"
         since = cv.vetro_patches()[synced:]
         assert [(p["x-vetro"]["vetro_id"], p["properties"]["COS Object Status"]) for p in since] == [
             (vid(3), "Deliverable")
         ]
         full = [e for e in daemon.logged("cycle") if e["entity"] == PUSH and e["mode"] == "full"][-1]
-        # It had planned an update of object 3 from its older read: vetoed, not sent, not a failure.
+        # It had planned an update of object 3 from its older read of Vetro: vetoed, not sent, not a failure.
         assert (full["status"], full["changes"], full["failures"]) == ("ok", 1, 0)
 
         async def settled() -> bool:  # the vetoed record was queued again and settled by a targeted cycle

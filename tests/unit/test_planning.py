@@ -216,6 +216,24 @@ def test_guard_trips_on_empty_full_snapshot() -> None:
     assert "snapshot of ozmap.boxes is empty" in plan.guard
 
 
+def test_settled_records_count_unchanged_and_are_not_taken_for_gone() -> None:
+    # 3 linked; b1 and b2 were settled by the cycle (their links left out), b3 is gone.
+    data = planning.PlanInput(
+        mode="full",
+        normalized=[],
+        links={"b3": planning.LinkState("47", "h")},
+        targets={"47": target("47")},
+        claimed_targets=frozenset({"45", "46", "47"}),
+        linked_total=3,
+        force_compare=True,
+        settled=2,
+    )
+    plan = planning.plan(SPEC, data)
+    assert [(type(a), a.source_id) for a in plan.actions] == [(Inactivate, "b3")]
+    assert plan.unchanged == 2
+    assert plan.guard == ""  # not an empty snapshot: two records were read, only not normalised
+
+
 def test_skips_quarantines_and_filtered_pass_through() -> None:
     plan = run(
         [

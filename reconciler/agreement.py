@@ -1,0 +1,96 @@
+"""Fingerprints of a source/target pair last found in agreement, so a full cycle can skip what did not change.
+
+A full cycle compares every linked pair: it runs the rule on the source record and diffs the result with the
+target record. When the comparison finds them in agreement (no action), the cycle stores two 64-bit
+fingerprints on the link: the source record's (every field the connector read) and the target record's (the
+fields the plan compares). A later full cycle that reads *the same bytes on both sides* knows the outcome
+without running the rule or the diff, because normalisation and planning are pure functions of those inputs:
+
+* both fingerprints are keyed with the :func:`basis` — the rule as compiled (its spec, options and the two
+  collection schemas), the lookup tables it used and the engine's own rule and planning code — so a changed
+  rule, option, lookup table or reconciler build makes every stored fingerprint miss;
+* any write by the engine (an update, a re-create, an operator link) stores the link with fingerprint 0
+  ("unknown"), which never matches, so the next full cycle compares that pair again;
+* a record that is held (skipped or quarantined) or whose target was read with bad data never skips.
+
+``reconciler sync --full --compare-all`` ignores the fingerprints and compares every pair.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+import msgspec
+
+from reconciler import __version__
+from reconciler.model import Fields, Record, Value
+
+#: The stored value of "no fingerprint": never produced by :func:`_digest` (it maps 0 to 1).
+UNKNOWN = 0
+
+_encoder = msgspec.json.Encoder()
+
+
+def basis(rule_fingerprint: bytes, tables: Mapping[str, Mapping[str, Value]]) -> bytes:
+    """The 32-byte key every fingerprint of one cycle is computed with.
+
+    ``rule_fingerprint``: the compiled rule's own digest; ``tables``: the lookup tables the cycle uses.
+    """
+    digest = hashlib.blake2b(digest_size=32)
+    digest.update(_code_digest())
+    digest.update(rule_fingerprint)
+    for name in sorted(tables):
+        digest.update(name.encode())
+        digest.update(repr(sorted(tables[name].items())).encode())  # repr tells Ambiguous entries apart
+    return digest.digest()
+
+
+def source_fingerprint(record: Record, key: bytes) -> int:
+    """The fingerprint of everything the rule may read of ``record`` (its fields and its problem, if any)."""
+    data = _encoder.encode(record.fields)
+    if record.problem:
+        data += record.problem.encode()
+    return _digest(data, key)
+
+
+def target_fingerprint(fields: Fields, key: bytes) -> int:
+    """The fingerprint of the target fields a plan reads (the slim snapshot record's fields, in rule order)."""
+    return _digest(_encoder.encode(fields), key)
+
+
+def rule_digest(parts: Iterable[object]) -> bytes:
+    """A digest of the parts that make a compiled rule (msgspec-encodable values)."""
+    digest = hashlib.blake2b(digest_size=16)
+    for part in parts:
+        digest.update(msgspec.json.encode(part, order="deterministic"))  # sets sorted: same bytes every run
+    return digest.digest()
+
+
+def _digest(data: bytes, key: bytes) -> int:
+    value = int.from_bytes(hashlib.blake2b(data, digest_size=8, key=key).digest(), "little", signed=True)
+    return value or 1  # 0 is UNKNOWN
+
+
+@functools.cache
+def _code_digest() -> bytes:
+    """The engine code whose behaviour a fingerprint vouches for: normalisation and planning.
+
+    Read from the installed source files, so any change to them (a fix to a transform, to value comparison)
+    makes every stored fingerprint miss. Where the sources cannot be read, the package version stands in.
+    """
+    import reconciler
+
+    root = Path(reconciler.__file__).parent
+    digest = hashlib.blake2b(digest_size=16)
+    digest.update(__version__.encode())
+    paths = sorted((root / "rules").glob("*.py")) + [root / name for name in ("model.py", "planning.py")]
+    paths.append(Path(__file__))
+    for path in paths:
+        try:
+            digest.update(path.read_bytes())
+        except OSError:
+            digest.update(path.name.encode())
+    return digest.digest()

@@ -1,0 +1,71 @@
+"""The fingerprints a full cycle settles agreed pairs with: stable, keyed by the basis, never "unknown"."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from reconciler import agreement
+from reconciler.model import Record
+
+KEY = agreement.basis(b"rule", {"projects": {"Chicago": "3"}})
+BOX = Record("b1", {"descricao": "CTO-1", "lat": -27.59, "tags": ["a"], "olt": {"ip": "10.0.0.1"}})
+
+
+def test_the_same_record_has_the_same_fingerprint_and_any_change_another() -> None:
+    assert agreement.source_fingerprint(BOX, KEY) == agreement.source_fingerprint(
+        Record("b1", dict(BOX.fields)), KEY
+    )
+    for changed in (
+        {**BOX.fields, "lat": -27.58},
+        {**BOX.fields, "lat": "-27.59"},  # a type change is a change
+        {**BOX.fields, "tags": ["a", "b"]},
+        {k: v for k, v in BOX.fields.items() if k != "tags"},
+    ):
+        assert agreement.source_fingerprint(Record("b1", changed), KEY) != agreement.source_fingerprint(
+            BOX, KEY
+        )
+    problem = Record("b1", BOX.fields, problem="field lat: expected a number")
+    assert agreement.source_fingerprint(problem, KEY) != agreement.source_fingerprint(BOX, KEY)
+
+
+def test_a_changed_rule_or_lookup_table_changes_every_fingerprint() -> None:
+    fields = {"descricao": "CTO-1", "id_projeto": "3"}
+    same = agreement.basis(b"rule", {"projects": {"Chicago": "3"}})
+    assert same == KEY
+    for other in (
+        agreement.basis(b"rule2", {"projects": {"Chicago": "3"}}),
+        agreement.basis(b"rule", {"projects": {"Chicago": "4"}}),
+        agreement.basis(b"rule", {"projects": {"Chicago": "3", "Curitiba": "4"}}),
+        agreement.basis(b"rule", {}),
+    ):
+        assert other != KEY
+        assert agreement.target_fingerprint(fields, other) != agreement.target_fingerprint(fields, KEY)
+        assert agreement.source_fingerprint(BOX, other) != agreement.source_fingerprint(BOX, KEY)
+
+
+def test_rule_digests_do_not_depend_on_set_order() -> None:
+    # frozenset iteration order follows the string hash seed: the digest must not
+    code = (
+        "from reconciler import agreement; "
+        "print(agreement.rule_digest([frozenset(f'field{i}' for i in range(50)), {'b': 1, 'a': 2}]).hex())"
+    )
+    digests = {
+        subprocess.run(
+            [sys.executable, "-c", code],
+            env={"PYTHONHASHSEED": seed},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        for seed in ("1", "2", "3")
+    }
+    assert len(digests) == 1
+
+
+@given(st.dictionaries(st.text(max_size=5), st.one_of(st.text(max_size=5), st.integers(), st.none())))
+def test_a_fingerprint_is_never_the_unknown_value(fields: dict[str, object]) -> None:
+    assert agreement.target_fingerprint(fields, KEY) != agreement.UNKNOWN  # type: ignore[arg-type]
