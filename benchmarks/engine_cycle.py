@@ -51,9 +51,10 @@ async def _cycle(args: argparse.Namespace) -> dict[str, Any]:
         wall, cpu = time.perf_counter() - started, _cpu() - cpu
         requests = {name: dict(c.statistics()) for name, c in engine.connectors.items()}
     timings: dict[str, float] = {}
-    fetched = 0
+    fetched = settled = 0
     for result in run.results:
         fetched += result.fetched
+        settled += result.settled
         for stage, seconds in result.timings.items():
             timings[stage] = timings.get(stage, 0.0) + seconds
     plan = run.plan
@@ -61,6 +62,7 @@ async def _cycle(args: argparse.Namespace) -> dict[str, Any]:
         "wall": wall,
         "timings": timings,
         "fetched": fetched,
+        "settled": settled,
         "changes": plan.changes,
         "unchanged": sum(e.unchanged for e in plan.entities),
         "filtered": sum(e.filtered for e in plan.entities),

@@ -33,10 +33,16 @@ def targets(run: dict[str, Any]) -> list[tuple[str, str, bool | None]]:
     if scales:
         worst = max(scales, key=lambda s: s["full"]["wall"] / s["baseline"]["wall"])
         ratio = worst["full"]["wall"] / worst["baseline"]["wall"]
+        first = ""
+        if all("first_full" in s for s in scales):
+            ratios = [s["first_full"]["full"]["wall"] / s["first_full"]["baseline"]["wall"] for s in scales]
+            first = (
+                f"; the first full cycle after the load, which compares every pair: worst {max(ratios):.2f}×"
+            )
         rows.append(
             (
                 f"full cycle ≤ {FULL_VS_BASELINE}× the baseline",
-                f"worst {ratio:.2f}× (N = {worst['n']:,})",
+                f"worst {ratio:.2f}× (N = {worst['n']:,}){first}",
                 ratio <= FULL_VS_BASELINE,
             )
         )
@@ -142,29 +148,58 @@ def markdown(run: dict[str, Any]) -> str:
         "apply's reads and writes. Each side is the best of "
         f"{len(scales[0].get('full_attempts', [1])) if scales else 1} runs (each run with its own fresh 1% edit; "
         "all runs are in `latest.json`). Stage seconds: fetch = source + target snapshot + lookup tables "
-        "(I/O, decode, OZmap join), normalize = rule, links = state-store read, diff+plan = pure planner.\n"
+        "(I/O, decode, OZmap join), normalize = rule, links = state-store read, diff+plan = pure planner. "
+        "These are the steady-state cycles: settled = linked records whose source and target read exactly as when "
+        "the previous full cycle found them in agreement, counted unchanged without running the rule "
+        "(`reconciler/agreement.py`); the first full cycle after the load is in the table below.\n"
     )
     out.append(
-        "| N | records | changed | baseline s (reads + apply) | full cycle s | fetch | normalize | links | "
-        "diff+plan | apply | commit | records/s | ÷ baseline | read path ÷ baseline reads | CPU s: engine / "
+        "| N | records | changed | settled | baseline s (reads + apply) | full cycle s | fetch | normalize | "
+        "links | diff+plan | apply | commit | records/s | ÷ baseline | read path ÷ baseline reads | CPU s: engine / "
         "sandbox (baseline: client / sandbox) | peak RSS MB (baseline) |"
     )
-    out.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    out.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for s in scales:
-        f, t, b = s["full"], s["full"]["timings"], s["baseline"]
-        reads, writes = b["phases"].get("0", 0.0), b["phases"].get("1", 0.0)
+        out.append(_full_row(s["n"], s["full"], s["baseline"]))
+    if all("first_full" in s for s in scales):
         out.append(
-            f"| {s['n']:,} | {f['fetched']:,} | {f['changed']:,} | {_f(b['wall'])} ({_f(reads)} + {_f(writes)}) "
-            f"| {_f(f['wall'])} | {_f(fetch_s(t))} | {_f(t.get('normalize'))} | {_f(t.get('state'))} "
-            f"| {_f(t.get('plan'))} | {_f(t.get('apply'))} | {_f(t.get('commit'))} "
-            f"| {_n(f['fetched'] / f['wall'])} | {f['wall'] / b['wall']:.2f}× "
-            f"| {read_path(f) / reads if reads else 0:.2f}× "
-            f"| {_f(f.get('cpu_s'), 1)} / {_f(f.get('sandbox_cpu_s'), 1)} "
-            f"({_f(b.get('cpu_s'), 1)} / {_f(b.get('sandbox_cpu_s'), 1)}) "
-            f"| {_n(f['peak_rss_mb'])} ({_n(b['peak_rss_mb'])}) |"
+            "\nFirst full cycle after the initial load (one run per N): no pair has fingerprints yet, so the rule "
+            "runs on every record, every pair is compared, and the commit stores the fingerprints of the pairs in "
+            "agreement (a one-off cost, also after a rule, lookup-table or engine change).\n"
         )
+        out.append(
+            "| N | records | changed | settled | baseline s (reads + apply) | full cycle s | fetch | normalize | "
+            "links | diff+plan | apply | commit | records/s | ÷ baseline | read path ÷ baseline reads | CPU s: "
+            "engine / sandbox (baseline: client / sandbox) | peak RSS MB (baseline) |"
+        )
+        out.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+        for s in scales:
+            out.append(_full_row(s["n"], s["first_full"]["full"], s["first_full"]["baseline"]))
     out.append("")
+    _rest(out, run)
+    return "\n".join(out) + "\n"
 
+
+def _full_row(n: int, f: dict[str, Any], b: dict[str, Any]) -> str:
+    """One row of the full-cycle tables: the engine's cycle ``f`` beside its baseline ``b``."""
+    t = f["timings"]
+    reads, writes = b["phases"].get("0", 0.0), b["phases"].get("1", 0.0)
+    return (
+        f"| {n:,} | {f['fetched']:,} | {f['changed']:,} | {f.get('settled', 0):,} "
+        f"| {_f(b['wall'])} ({_f(reads)} + {_f(writes)}) "
+        f"| {_f(f['wall'])} | {_f(fetch_s(t))} | {_f(t.get('normalize'))} | {_f(t.get('state'))} "
+        f"| {_f(t.get('plan'))} | {_f(t.get('apply'))} | {_f(t.get('commit'))} "
+        f"| {_n(f['fetched'] / f['wall'])} | {f['wall'] / b['wall']:.2f}× "
+        f"| {read_path(f) / reads if reads else 0:.2f}× "
+        f"| {_f(f.get('cpu_s'), 1)} / {_f(f.get('sandbox_cpu_s'), 1)} "
+        f"({_f(b.get('cpu_s'), 1)} / {_f(b.get('sandbox_cpu_s'), 1)}) "
+        f"| {_n(f['peak_rss_mb'])} ({_n(b['peak_rss_mb'])}) |"
+    )
+
+
+def _rest(out: list[str], run: dict[str, Any]) -> None:
+    """Sections 3 to 6 and the setup figures."""
+    scales, meta = run["scales"], run["meta"]
     out.append("## 3. Incremental cycle: cost follows changes, not size\n")
     out.append(
         "Changes = source records edited since the last sync; fetched = records read (changes, the cursor's "
@@ -295,4 +330,3 @@ def markdown(run: dict[str, Any]) -> str:
             f"| {'yes' if s['converged'] else '**no**'} |"
         )
     out.append("")
-    return "\n".join(out) + "\n"
