@@ -43,7 +43,7 @@ from reconciler.model import (
     Value,
 )
 from reconciler.rules import lookups as rule_lookups
-from reconciler.state.store import Commit, LinkRow, StateStore
+from reconciler.state.store import Commit, LinkRefresh, LinkRow, StateStore
 
 #: Seconds re-read before the cursor, for writes that committed while a page was being read.
 CURSOR_LAG_SECONDS = 60
@@ -226,7 +226,7 @@ async def run_entity(
         # links and the target snapshot first: a pair read exactly as when last found in agreement is settled
         # while the source streams, without running the rule (see ``reconciler.agreement``)
         started = time.perf_counter()
-        links = await store.links(integration, entity)
+        links = await store.links(integration, entity, compact=True)
         held = {q.source_id for q in await store.quarantined(integration, entity)}
         timer.add("state", started)
         started = time.perf_counter()
@@ -356,7 +356,7 @@ async def run_entity(
             entity=entity,
             quarantine=quarantine,
             release_quarantine=tuple(sid for sid in succeeded_unchanged if sid in held),
-            upsert_links=_refreshed_links(
+            refresh_links=_refreshed_links(
                 normalized,
                 links,
                 failed,
@@ -693,8 +693,9 @@ def _refreshed_links(
     failed: set[str],
     plan: EntityPlan,
     agreed: tuple[Mapping[str, int], Mapping[str, Record], bytes] | None = None,
-) -> tuple[LinkRow, ...]:
-    """Links of records that needed no action (the target already agreed) whose stored hashes are stale.
+) -> tuple[LinkRefresh, ...]:
+    """Refreshes of the links of records that needed no action (the target already agreed) whose stored hashes
+    are stale.
 
     The content hash is refreshed always; with ``agreed`` (a full cycle: source fingerprints, the target
     snapshot, the fingerprint key) the pair's fingerprints are stored too, when both records were read whole.
@@ -707,19 +708,18 @@ def _refreshed_links(
         link = links.get(n.source_id)
         if link is None:
             continue
-        row = link
-        if link.content_hash != n.content_hash:
-            row = msgspec.structs.replace(link, content_hash=n.content_hash, updated_at=now_iso())
+        hashes = (link.source_hash, link.target_hash)
         if agreed is not None and link.state == "active":
             fingerprints, targets, key = agreed
             source_hash = fingerprints.get(n.source_id, agreement.UNKNOWN)
             target = targets.get(link.target_id)
             if source_hash != agreement.UNKNOWN and target is not None and not target.problem:
-                target_hash = agreement.target_fingerprint(target.fields, key)
-                if (link.source_hash, link.target_hash) != (source_hash, target_hash):
-                    row = msgspec.structs.replace(row, source_hash=source_hash, target_hash=target_hash)
-        if row is not link:
-            rows.append(row)
+                hashes = (source_hash, agreement.target_fingerprint(target.fields, key))
+        stale = link.content_hash != n.content_hash
+        if stale or hashes != (link.source_hash, link.target_hash):
+            rows.append(
+                LinkRefresh(n.source_id, n.content_hash, *hashes, updated_at=now_iso() if stale else "")
+            )
     return tuple(rows)
 
 

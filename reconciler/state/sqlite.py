@@ -85,6 +85,14 @@ _UPSERT_LINK = (
     "state = excluded.state, updated_at = excluded.updated_at, source_hash = excluded.source_hash, "
     "target_hash = excluded.target_hash"
 )
+_SELECT_LINKS_COMPACT = (
+    "SELECT source_id, target_id, content_hash, state, source_hash, target_hash FROM links "
+    "WHERE integration = ? AND entity = ?"
+)
+_REFRESH_LINK = (
+    "UPDATE links SET content_hash = ?, source_hash = ?, target_hash = ?, "
+    "updated_at = coalesce(nullif(?, ''), updated_at) WHERE integration = ? AND entity = ? AND source_id = ?"
+)
 _DELETE_LINK = "DELETE FROM links WHERE integration = ? AND entity = ? AND source_id = ?"
 _COUNT_LINKS = "SELECT count(*) FROM links WHERE integration = ? AND entity = ? AND state = ?"
 _SELECT_CURSOR = "SELECT value FROM cursors WHERE integration = ? AND entity = ? AND name = ?"
@@ -337,10 +345,25 @@ class SqliteStateStore:
                 yield
 
     async def links(
-        self, integration: str, entity: str, source_ids: Sequence[str] | None = None
+        self,
+        integration: str,
+        entity: str,
+        source_ids: Sequence[str] | None = None,
+        *,
+        compact: bool = False,
     ) -> dict[str, LinkRow]:
-        """Links of an entity keyed by source id; all of them when ``source_ids`` is None."""
+        """Links of an entity keyed by source id; all of them when ``source_ids`` is None.
+
+        ``compact`` (all links only): ``natural_key`` and ``updated_at`` left empty, the state strings shared.
+        """
         what = f"read links of {integration}/{entity}"
+        if compact and source_ids is None:
+            rows = await self._fetch(what, _SELECT_LINKS_COMPACT, (integration, entity))
+            states: dict[str, LinkState] = {"active": "active", "inactive": "inactive"}
+            return {
+                sid: LinkRow(sid, tid, "", content, states[state], "", source_hash, target_hash)
+                for sid, tid, content, state, source_hash, target_hash in rows
+            }
         if source_ids is None:
             rows = await self._fetch(what, _SELECT_LINKS, (integration, entity))
         else:
@@ -443,6 +466,14 @@ class SqliteStateStore:
                     for r in batch.upsert_links
                 ]
                 await db.executemany(_UPSERT_LINK, links)
+            if batch.refresh_links:
+                await db.executemany(
+                    _REFRESH_LINK,
+                    [
+                        (r.content_hash, r.source_hash, r.target_hash, r.updated_at, *key, r.source_id)
+                        for r in batch.refresh_links
+                    ],
+                )
             if batch.remove_links:
                 await db.executemany(_DELETE_LINK, [(*key, sid) for sid in batch.remove_links])
             if batch.journal:

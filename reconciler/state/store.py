@@ -40,6 +40,19 @@ class LinkRow(msgspec.Struct, frozen=True, gc=False):
     target_hash: int = 0
 
 
+class LinkRefresh(msgspec.Struct, frozen=True, gc=False):
+    """New hashes for an existing link whose pair needed no action: the link itself (target, key, state) stays.
+
+    ``updated_at`` empty keeps the stored one (only the fingerprints changed).
+    """
+
+    source_id: str
+    content_hash: str
+    source_hash: int = 0
+    target_hash: int = 0
+    updated_at: str = ""
+
+
 class JournalEntry(msgspec.Struct, frozen=True):
     """One action's passage through apply. ``action_id`` is unique per run (``<run_id>:<n>``)."""
 
@@ -98,6 +111,7 @@ class Commit(msgspec.Struct, frozen=True):
     integration: str
     entity: str
     upsert_links: tuple[LinkRow, ...] = ()
+    refresh_links: tuple[LinkRefresh, ...] = ()
     remove_links: tuple[str, ...] = ()
     journal: tuple[JournalUpdate, ...] = ()
     quarantine: tuple[QuarantineRow, ...] = ()
@@ -112,9 +126,18 @@ class StateStore(Protocol):
     """What the engine needs from persistent state."""
 
     async def links(
-        self, integration: str, entity: str, source_ids: Sequence[str] | None = None
+        self,
+        integration: str,
+        entity: str,
+        source_ids: Sequence[str] | None = None,
+        *,
+        compact: bool = False,
     ) -> dict[str, LinkRow]:
-        """Links of an entity keyed by source id; all of them when ``source_ids`` is None."""
+        """Links of an entity keyed by source id; all of them when ``source_ids`` is None.
+
+        ``compact``: ``natural_key`` and ``updated_at`` are left empty (a full cycle's million links in much less
+        memory); such rows must never be written back whole, only refreshed (``Commit.refresh_links``).
+        """
         ...
 
     async def links_by_target(

@@ -25,6 +25,7 @@ from reconciler.state.store import (
     Commit,
     JournalEntry,
     JournalUpdate,
+    LinkRefresh,
     LinkRow,
     QuarantineRow,
     RunRow,
@@ -516,3 +517,39 @@ async def test_cancellation_inside_atomic_rolls_back(store: SqliteStateStore) ->
     assert await store.links(IG, EN) == {}
     await store.commit(Commit(IG, EN, cursor="c"))
     assert await store.cursor(IG, EN) == "c"
+
+
+async def test_compact_links_and_refreshes_leave_the_link_itself_alone(store: SqliteStateStore) -> None:
+    key = '{"descricao": "CTO-1"}'
+    await store.commit(
+        Commit(IG, EN, upsert_links=(LinkRow("b1", "45", key, "h1", updated_at="2024-01-01"),))
+    )
+    (compact,) = (await store.links(IG, EN, compact=True)).values()
+    assert (compact.target_id, compact.content_hash, compact.natural_key, compact.updated_at) == (
+        "45",
+        "h1",
+        "",
+        "",
+    )
+    await store.commit(
+        Commit(IG, EN, refresh_links=(LinkRefresh("b1", "h1", source_hash=-7, target_hash=9),))
+    )
+    row = (await store.links(IG, EN))["b1"]
+    assert (row.target_id, row.natural_key, row.content_hash, row.updated_at) == (
+        "45",
+        key,
+        "h1",
+        "2024-01-01",
+    )
+    assert (row.source_hash, row.target_hash) == (-7, 9)
+    stamp = "2024-06-01T00:00:00Z"
+    refresh = LinkRefresh("b1", "h2", updated_at=stamp)
+    await store.commit(Commit(IG, EN, refresh_links=(refresh, LinkRefresh("unknown", "h"))))
+    row = (await store.links(IG, EN))["b1"]
+    assert (row.content_hash, row.source_hash, row.target_hash, row.updated_at) == ("h2", 0, 0, stamp)
+    assert set(await store.links(IG, EN)) == {"b1"}  # a refresh never creates a link
+    # an action's write resets the fingerprints: the next full cycle compares the pair again
+    await store.commit(Commit(IG, EN, refresh_links=(LinkRefresh("b1", "h2", 1, 2),)))
+    await store.commit(Commit(IG, EN, upsert_links=(LinkRow("b1", "46", key, "h3"),)))
+    row = (await store.links(IG, EN))["b1"]
+    assert (row.target_id, row.source_hash, row.target_hash) == ("46", 0, 0)
