@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import functools
 import hashlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import msgspec
 
@@ -56,9 +57,12 @@ def source_fingerprint(record: Record, key: bytes) -> int:
     return _digest(data, key)
 
 
-def target_fingerprint(fields: Fields, key: bytes) -> int:
-    """The fingerprint of the target fields a plan reads (the slim snapshot record's fields, in rule order)."""
-    return _digest(_encoder.encode(fields), key)
+def target_fingerprint(fields: Fields, names: Sequence[str], key: bytes) -> int:
+    """The fingerprint of the target fields a plan reads (``names``, in rule order).
+
+    An absent field counts as ``None``: the plan reads it that way too.
+    """
+    return _digest(_encoder.encode([fields.get(name) for name in names]), key)
 
 
 def rule_digest(parts: Iterable[object]) -> bytes:
@@ -70,8 +74,15 @@ def rule_digest(parts: Iterable[object]) -> bytes:
 
 
 def _digest(data: bytes, key: bytes) -> int:
-    value = int.from_bytes(hashlib.blake2b(data, digest_size=8, key=key).digest(), "little", signed=True)
+    hasher = _keyed(key).copy()  # copying a keyed state skips the key's compression round
+    hasher.update(data)
+    value = int.from_bytes(hasher.digest(), "little", signed=True)
     return value or 1  # 0 is UNKNOWN
+
+
+@functools.lru_cache(maxsize=16)
+def _keyed(key: bytes) -> Any:
+    return hashlib.blake2b(digest_size=8, key=key)
 
 
 @functools.cache

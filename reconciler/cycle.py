@@ -361,7 +361,11 @@ async def run_entity(
                 links,
                 failed,
                 entity_plan,
-                agreed=(reading.fingerprints, targets, key) if effective == "full" else None,
+                agreed=(
+                    (reading.fingerprints, targets, _compared_fields(rule), key)
+                    if effective == "full"
+                    else None
+                ),
             ),
             cursor=new_cursor,
             marks=((LOOKUPS_MARK, lookups_mark),) if effective != "targeted" else (),
@@ -501,17 +505,16 @@ async def _full_snapshot(
             if not rule.target_matches(record):
                 continue
             size += 1
-            slim = _slim(record, keep)
             stored = expected.get(record.id)
             if (
                 stored is not None
                 and key is not None
                 and not record.problem
-                and agreement.target_fingerprint(slim.fields, key) == stored
+                and agreement.target_fingerprint(record.fields, keep, key) == stored
             ):
                 expected[record.id] = _AGREED
                 continue
-            records[record.id] = slim
+            records[record.id] = _slim(record, keep)
     claimed = frozenset(row.target_id for row in links.values())
     return _FullSnapshot(records=records, agreed=expected, claimed=claimed, size=size)
 
@@ -692,13 +695,13 @@ def _refreshed_links(
     links: Mapping[str, LinkRow],
     failed: set[str],
     plan: EntityPlan,
-    agreed: tuple[Mapping[str, int], Mapping[str, Record], bytes] | None = None,
+    agreed: tuple[Mapping[str, int], Mapping[str, Record], Sequence[str], bytes] | None = None,
 ) -> tuple[LinkRefresh, ...]:
     """Refreshes of the links of records that needed no action (the target already agreed) whose stored hashes
     are stale.
 
     The content hash is refreshed always; with ``agreed`` (a full cycle: source fingerprints, the target
-    snapshot, the fingerprint key) the pair's fingerprints are stored too, when both records were read whole.
+    snapshot, the compared fields, the fingerprint key) the pair's fingerprints are stored too, when both records were read whole.
     """
     acted = {a.source_id for a in plan.actions}
     rows = []
@@ -710,11 +713,11 @@ def _refreshed_links(
             continue
         hashes = (link.source_hash, link.target_hash)
         if agreed is not None and link.state == "active":
-            fingerprints, targets, key = agreed
+            fingerprints, targets, keep, key = agreed
             source_hash = fingerprints.get(n.source_id, agreement.UNKNOWN)
             target = targets.get(link.target_id)
             if source_hash != agreement.UNKNOWN and target is not None and not target.problem:
-                hashes = (source_hash, agreement.target_fingerprint(target.fields, key))
+                hashes = (source_hash, agreement.target_fingerprint(target.fields, keep, key))
         stale = link.content_hash != n.content_hash
         if stale or hashes != (link.source_hash, link.target_hash):
             rows.append(

@@ -43,7 +43,10 @@ def test_a_changed_rule_or_lookup_table_changes_every_fingerprint() -> None:
         agreement.basis(b"rule", {}),
     ):
         assert other != KEY
-        assert agreement.target_fingerprint(fields, other) != agreement.target_fingerprint(fields, KEY)
+        names = tuple(fields)
+        assert agreement.target_fingerprint(fields, names, other) != agreement.target_fingerprint(
+            fields, names, KEY
+        )
         assert agreement.source_fingerprint(BOX, other) != agreement.source_fingerprint(BOX, KEY)
 
 
@@ -68,4 +71,18 @@ def test_rule_digests_do_not_depend_on_set_order() -> None:
 
 @given(st.dictionaries(st.text(max_size=5), st.one_of(st.text(max_size=5), st.integers(), st.none())))
 def test_a_fingerprint_is_never_the_unknown_value(fields: dict[str, object]) -> None:
-    assert agreement.target_fingerprint(fields, KEY) != agreement.UNKNOWN  # type: ignore[arg-type]
+    assert agreement.target_fingerprint(fields, tuple(fields), KEY) != agreement.UNKNOWN  # type: ignore[arg-type]
+
+
+def test_a_target_fingerprint_covers_the_compared_fields_only_and_absent_reads_as_none() -> None:
+    names = ("descricao", "status")
+    box = {"descricao": "CTO-1", "status": "A", "obs": "x"}
+    assert agreement.target_fingerprint(box, names, KEY) == agreement.target_fingerprint(
+        {**box, "obs": "y"}, names, KEY
+    )
+    assert agreement.target_fingerprint(box, names, KEY) != agreement.target_fingerprint(
+        {**box, "status": "I"}, names, KEY
+    )
+    assert agreement.target_fingerprint({"descricao": "CTO-1"}, names, KEY) == agreement.target_fingerprint(
+        {"descricao": "CTO-1", "status": None}, names, KEY
+    )
