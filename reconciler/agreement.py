@@ -20,14 +20,14 @@ from __future__ import annotations
 
 import functools
 import hashlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import msgspec
 
 from reconciler import __version__
-from reconciler.model import Fields, Record, Value
+from reconciler.model import Fields, Record
 
 #: The stored value of "no fingerprint": never produced by :func:`_digest` (it maps 0 to 1).
 UNKNOWN = 0
@@ -35,17 +35,16 @@ UNKNOWN = 0
 _encoder = msgspec.json.Encoder()
 
 
-def basis(rule_fingerprint: bytes, tables: Mapping[str, Mapping[str, Value]]) -> bytes:
+def basis(rule_fingerprint: bytes, lookups_fingerprint: str) -> bytes:
     """The 32-byte key every fingerprint of one cycle is computed with.
 
-    ``rule_fingerprint``: the compiled rule's own digest; ``tables``: the lookup tables the cycle uses.
+    ``rule_fingerprint``: the compiled rule's own digest; ``lookups_fingerprint``: the digest of the lookup
+    tables the cycle uses (``cycle`` computes it once per cycle for its held-record re-checks too).
     """
     digest = hashlib.blake2b(digest_size=32)
     digest.update(_code_digest())
     digest.update(rule_fingerprint)
-    for name in sorted(tables):
-        digest.update(name.encode())
-        digest.update(repr(sorted(tables[name].items())).encode())  # repr tells Ambiguous entries apart
+    digest.update(lookups_fingerprint.encode())
     return digest.digest()
 
 

@@ -217,9 +217,9 @@ async def run_entity(
     started = time.perf_counter()
     tables = await _lookup_tables(rule, connectors, store)
     timer.add("lookups", started)
-    lookups_mark = _fingerprint(tables)
+    lookups_mark = lookups_fingerprint(tables)
 
-    key = agreement.basis(rule.fingerprint, tables)
+    key = agreement.basis(rule.fingerprint, lookups_mark)
     reading = _Reading()
     since = _shift(cursor, -CURSOR_LAG_SECONDS) if effective == "incremental" else None
     if effective == "full":
@@ -581,7 +581,7 @@ def _compared_fields(rule: RuleLike) -> tuple[str, ...]:
     return tuple(names)
 
 
-def _fingerprint(tables: Mapping[str, Mapping[str, Value]]) -> str:
+def lookups_fingerprint(tables: Mapping[str, Mapping[str, Value]]) -> str:
     """A short digest of the lookup tables' contents (order-independent)."""
     digest = hashlib.blake2b(digest_size=16)
     for name in sorted(tables):

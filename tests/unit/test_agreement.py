@@ -8,10 +8,15 @@ import sys
 from hypothesis import given
 from hypothesis import strategies as st
 
-from reconciler import agreement
+from reconciler import agreement, cycle
 from reconciler.model import Record
 
-KEY = agreement.basis(b"rule", {"projects": {"Chicago": "3"}})
+
+def lookups(tables: dict[str, dict[str, str]]) -> str:
+    return cycle.lookups_fingerprint(tables)
+
+
+KEY = agreement.basis(b"rule", lookups({"projects": {"Chicago": "3"}}))
 BOX = Record("b1", {"descricao": "CTO-1", "lat": -27.59, "tags": ["a"], "olt": {"ip": "10.0.0.1"}})
 
 
@@ -34,13 +39,13 @@ def test_the_same_record_has_the_same_fingerprint_and_any_change_another() -> No
 
 def test_a_changed_rule_or_lookup_table_changes_every_fingerprint() -> None:
     fields = {"descricao": "CTO-1", "id_projeto": "3"}
-    same = agreement.basis(b"rule", {"projects": {"Chicago": "3"}})
+    same = agreement.basis(b"rule", lookups({"projects": {"Chicago": "3"}}))
     assert same == KEY
     for other in (
-        agreement.basis(b"rule2", {"projects": {"Chicago": "3"}}),
-        agreement.basis(b"rule", {"projects": {"Chicago": "4"}}),
-        agreement.basis(b"rule", {"projects": {"Chicago": "3", "Curitiba": "4"}}),
-        agreement.basis(b"rule", {}),
+        agreement.basis(b"rule2", lookups({"projects": {"Chicago": "3"}})),
+        agreement.basis(b"rule", lookups({"projects": {"Chicago": "4"}})),
+        agreement.basis(b"rule", lookups({"projects": {"Chicago": "3", "Curitiba": "4"}})),
+        agreement.basis(b"rule", lookups({})),
     ):
         assert other != KEY
         names = tuple(fields)
