@@ -123,7 +123,7 @@ def markdown(run: dict[str, Any]) -> str:
     if meta["world"] == "network":
         sizes = ", ".join(f"N = {s['n']:,} → {s['fetched']:,} OZmap boxes" for s in scales)
         out.append(
-            f"**Scale.** Entity `{entity}` only (the OZmap → IXC client entities are not benchmarked yet). `reconciler sandbox "
+            f"**Scale.** Entity `{entity}` only (OZmap → IXC client coordinates are in `clients.md`). `reconciler sandbox "
             "--scale S` makes ≈ S/10 boxes and 0.9 S clients, so N boxes would need S = 10 N and 9 N clients; "
             "the benchmarks instead start the same generator and servers with the network only "
             "(`benchmarks/sandbox.py`, no clients) at S = 10 N: "
