@@ -186,7 +186,7 @@ class Sandbox:
 def _serve(scale: int, config: Path) -> int:
     from reconciler.sandbox import generate_ixc, generate_ozmap, ixc, ozmap
     from reconciler.sandbox.generate import World as SandboxWorld
-    from reconciler.sandbox.runner import OZMAP_USER, Sandboxes, SandboxSystem, credentials
+    from reconciler.sandbox.runner import OZMAP_USER, Sandboxes, SandboxSystem, credentials, settle_heap
 
     started = time.perf_counter()
     world = SandboxWorld(seed=42, scale=scale)
@@ -199,8 +199,8 @@ def _serve(scale: int, config: Path) -> int:
     for name in generate_ixc.TABLES:
         ixc_store.load(name, world.ixc_rows(name))
     oz_store.build_query_indexes()  # what the cycles query, built before the first of them
-    gc.freeze()
     gc.enable()
+    settle_heap()
     generated = time.perf_counter() - started
     oz_app, ixc_app = ozmap.create_app(oz_store), ixc.create_app(ixc_store)
 
