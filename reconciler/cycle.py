@@ -263,9 +263,7 @@ async def run_entity(
         )
         timer.add("state", started)
         started = time.perf_counter()
-        targets, claimed = await _targets(
-            rule, target, store, effective, reading.normalized, links, reading.gone
-        )
+        targets, claimed = await _targets(rule, target, store, reading.normalized, links, reading.gone)
         timer.add("fetch_targets", started)
     timer.timings["fetch"] = timer.timings.get("fetch", 0.0) - timer.timings.get("normalize", 0.0)
     normalized, gone, fetched = reading.normalized, reading.gone, reading.fetched
@@ -594,27 +592,21 @@ async def _targets(
     rule: RuleLike,
     target: Connector,
     store: StateStore,
-    mode: str,
     normalized: Sequence[Normalized],
     links: Mapping[str, LinkRow],
     gone: Sequence[str],
 ) -> tuple[dict[str, Record], frozenset[str]]:
-    """The target records the plan must see, and the target ids already claimed by a link."""
+    """The target records an incremental or targeted plan must see, and the target ids already claimed by a link.
+
+    Linked targets whose desired content changed are read by id, unlinked records are looked up by natural key;
+    past :data:`FIND_ONE_BY_ONE_MAX` unlinked records the whole collection is read instead.
+    """
     desired = [n for n in normalized if isinstance(n, Desired)]
     unlinked = [d for d in desired if d.source_id not in links]
-    if mode == "full" or len(unlinked) > FIND_ONE_BY_ONE_MAX:
-        records: dict[str, Record] = {}
-        keep = _compared_fields(rule)
-        async for page in target.stream(rule.target_collection):
-            for record in page:
-                if rule.target_matches(record):
-                    records[record.id] = _slim(record, keep)
-        if mode == "full":
-            claimed = frozenset(row.target_id for row in links.values())
-        else:
-            all_links = await store.links(rule.integration, rule.entity)
-            claimed = frozenset(row.target_id for row in all_links.values())
-        return records, claimed
+    if len(unlinked) > FIND_ONE_BY_ONE_MAX:
+        all_links = await store.links(rule.integration, rule.entity, compact=True)
+        snapshot = await _full_snapshot(rule, target, all_links, held=(), key=None)
+        return snapshot.records, snapshot.claimed
 
     wanted: list[str] = []
     stale: list[Desired] = []

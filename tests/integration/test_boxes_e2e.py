@@ -16,6 +16,7 @@ import msgspec
 import pytest
 
 from reconciler import config as config_mod
+from reconciler import cycle
 from reconciler.engine import Engine, IntegrationRun
 from reconciler.errors import GuardTripped
 from reconciler.model import Create, Inactivate, Link, Quarantine, Skip, Update
@@ -451,3 +452,26 @@ async def test_cli_exit_codes(sandboxes: Sandboxes) -> None:
         [*base, "plan", "--config", str(sandboxes.tmp / "missing.toml")], check=False
     )
     assert bad.returncode == 1 and "cannot read config file" in bad.stderr.decode()
+
+
+async def test_many_unlinked_records_in_an_incremental_cycle_read_the_whole_target(
+    sandboxes: Sandboxes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    build_world(sandboxes)
+    cfg = sandboxes.config()
+    await sync(cfg)
+    async with Engine.open(cfg) as engine:
+        await engine.store.unlink("ozmap-ixc", "boxes", [B2])  # an operator forgot the pair
+    await sandboxes.control("ozmap", "PATCH", f"store/boxes/{B2}", {"observation": "re-read"})
+    monkeypatch.setattr(cycle, "FIND_ONE_BY_ONE_MAX", 0)  # one unlinked record is already "many"
+    await sandboxes.control("ozmap", "DELETE", "requests")
+    await sandboxes.control("ixc", "DELETE", "requests")
+    run = await plan(cfg)
+    (entity,) = run.plan.entities
+    assert entity.mode == "incremental"
+    (link,) = [a for a in entity.actions if isinstance(a, Link)]
+    assert (link.source_id, link.target_id) == (B2, "45")  # matched by name + project in the full listing
+    assert {c.field: c.after for c in link.changes} == {"obs_caixa_ftth": "re-read"}
+    listings = [r for r in await sandboxes.control("ixc", "GET", "requests") if "rad_caixa_ftth" in r["path"]]
+    assert listings  # the whole collection listed, not one natural-key search per unlinked record:
+    assert not [r for r in listings if "descricao" in str(r["body"].get("qtype", ""))]
