@@ -38,7 +38,7 @@ from typing import Annotated, Any, Literal, TypeVar
 import msgspec
 
 from reconciler.errors import ConfigError
-from reconciler.rules.locating import Locator, PathPart, dotted, split_msgspec_error
+from reconciler.rules.locating import Locator, PathPart, dotted, split_msgspec_error, toml_error_position
 
 PositiveFloat = Annotated[float, msgspec.Meta(gt=0)]
 NonNegativeFloat = Annotated[float, msgspec.Meta(ge=0)]
@@ -272,7 +272,6 @@ def load(path: str | os.PathLike[str], *, environ: dict[str, str] | None = None)
 # --------------------------------------------------------------------------------------------- errors
 
 _T = TypeVar("_T")
-_TOML_POSITION = re.compile(r"\(at line (\d+), column \d+\)$")
 _UNKNOWN = re.compile(r"Object contains unknown field `(.*)`", re.DOTALL)
 _MISSING = re.compile(r"Object missing required field `(.*)`", re.DOTALL)
 _WRONG_TYPE = re.compile(r"Expected `([^`]*)`, got `(\w+)`")
@@ -314,11 +313,7 @@ def _parse_toml(path: Path, text: str) -> dict[str, Any]:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         message = str(exc)
-        match = _TOML_POSITION.search(message)
-        if match is not None:
-            line = int(match.group(1))
-        else:  # "(at end of document)"
-            line = max(text.count("\n") + (0 if text.endswith("\n") else 1), 1)
+        line, _, _ = toml_error_position(text, message)
         message = message[:1].lower() + message[1:]
         raise ConfigError(f"{path}:{line}: invalid TOML: {message}") from None
 

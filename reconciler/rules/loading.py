@@ -23,10 +23,9 @@ import msgspec
 
 from reconciler.errors import RuleError
 from reconciler.rules import schema, validating
-from reconciler.rules.locating import Locator, PathPart, dotted
+from reconciler.rules.locating import Locator, PathPart, dotted, toml_error_position
 
 _T = TypeVar("_T")
-_TOML_POSITION = re.compile(r"\s*\(at line (\d+), column (\d+)\)$|\s*\(at end of document\)$")
 _MSGSPEC_PATH = re.compile(r"(.*) - at `\$(.*)`", re.DOTALL)
 _PATH_PART = re.compile(r"\.([^.\[]+)|\[(\d+)\]")
 _UNKNOWN = re.compile(r"Object contains unknown field `(.*)`")
@@ -92,15 +91,9 @@ def _parse_toml(path: Path, text: str) -> dict[str, Any]:
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        message = str(exc)
-        match = _TOML_POSITION.search(message)
-        if match is None or match.group(1) is None:
-            line = max(text.count("\n") + (0 if text.endswith("\n") else 1), 1)
-            column = ""
-        else:
-            line, column = int(match.group(1)), f" (column {match.group(2)})"
-        detail = message[: match.start()] if match else message
-        raise RuleError(str(path), line, f"invalid TOML: {detail}{column}") from None
+        line, column, detail = toml_error_position(text, str(exc))
+        where = f" (column {column})" if column is not None else ""
+        raise RuleError(str(path), line, f"invalid TOML: {detail}{where}") from None
 
 
 def _decode(raw: dict[str, Any], file: str, locator: Locator) -> schema.Rule:

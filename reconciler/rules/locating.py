@@ -20,6 +20,19 @@ _KEY_PART = rf"""(?:{_BARE}|"(?:[^"\\]|\\.)*"|'[^']*')"""
 _PART = re.compile(rf"\s*({_KEY_PART})\s*(?:\.|$)")
 
 
+_TOML_POSITION = re.compile(r"\s*\(at line (\d+), column (\d+)\)$|\s*\(at end of document\)$")
+
+
+def toml_error_position(text: str, message: str) -> tuple[int, int | None, str]:
+    """Where a ``tomllib.TOMLDecodeError`` message points in ``text``: (line, column, the message without its
+    position). "At end of document" is the last line, without a column."""
+    match = _TOML_POSITION.search(message)
+    detail = message[: match.start()] if match else message
+    if match is None or match.group(1) is None:
+        return max(text.count("\n") + (0 if text.endswith("\n") else 1), 1), None, detail
+    return int(match.group(1)), int(match.group(2)), detail
+
+
 def split_key(text: str) -> tuple[str, ...] | None:
     """``a."b.c".d`` → ``("a", "b.c", "d")``; None when ``text`` is not a TOML key."""
     parts: list[str] = []
