@@ -17,6 +17,7 @@ size of the backlog, and every held record is still re-checked in turn.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import time
 from collections.abc import Callable, Collection, Mapping, Sequence
@@ -32,6 +33,7 @@ from reconciler import agreement, planning
 from reconciler.applying import ApplySettings, Gate, apply_plan, now_iso, quarantine_rows, resolve_pending
 from reconciler.connectors.base import Connector
 from reconciler.errors import GuardTripped
+from reconciler.link_index import LinkIndex, LinkIndexBuilder
 from reconciler.model import (
     Desired,
     EntityPlan,
@@ -226,21 +228,29 @@ async def run_entity(
         # links and the target snapshot first: a pair read exactly as when last found in agreement is settled
         # while the source streams, without running the rule (see ``reconciler.agreement``)
         started = time.perf_counter()
-        links = await store.links(integration, entity, compact=True)
         held = {q.source_id for q in await store.quarantined(integration, entity)}
+        builder = LinkIndexBuilder(held)
+        await store.scan_links(integration, entity, builder.add)
+        index = builder.build()
         timer.add("state", started)
         started = time.perf_counter()
-        snapshot = await _full_snapshot(rule, target, links, held, key if not compare_all else None)
+        snapshot = await _full_snapshot(rule, target, index, key if not compare_all else None)
         timer.add("fetch_targets", started)
-        targets, claimed = snapshot.records, snapshot.claimed
+        targets = snapshot.records
         started = time.perf_counter()
         async for page in source.stream(rule.source_collection):
-            await _read_page(rule, page, tables, reading, timer, settle=(links, snapshot.agreed, key))
+            await _read_page(rule, page, tables, reading, timer, settle=(index, key, held))
             if progress is not None:
                 progress(f"{integration}/{entity}: fetched", reading.fetched)
         timer.add("fetch", started)
         started = time.perf_counter()
-        await _reread_agreed_targets(rule, target, links, snapshot)
+        links = await _unsettled_links(store, integration, entity, index)
+        # a target linked to a settled pair was dropped from the snapshot, so among the snapshot's targets the
+        # claimed ones are exactly those of the links left
+        claimed = frozenset(row.target_id for row in links.values())
+        timer.add("state", started)
+        started = time.perf_counter()
+        await _reread_agreed_targets(rule, target, links, index, snapshot)
         timer.add("fetch_targets", started)
     else:
         started = time.perf_counter()
@@ -292,6 +302,7 @@ async def run_entity(
         force_compare=effective == "full",
         hold=dict(hold or {}),
         settled=reading.settled,
+        filtered=reading.filtered,
     )
     if len(normalized) + len(targets) >= PLAN_IN_THREAD_MIN:  # keep the event loop responsive meanwhile
         entity_plan = await anyio.to_thread.run_sync(planning.plan, spec, data)
@@ -383,15 +394,16 @@ class _Reading:
         self.fetched = 0
         self.settled = 0
         """Records skipped as unchanged since their pair was last found in agreement (full cycles)."""
+        self.filtered = 0
+        """Unlinked, unheld records the rule filtered out, counted but not kept (full cycles)."""
         self.settled_mark = ""
-        """The newest change marker among the settled records (they move the cursor too)."""
+        """The newest change marker among the settled and the counted filtered records (they move the cursor
+        too)."""
         self.fingerprints: dict[str, int] = {}
         """Source fingerprints of the linked records that were normalised, to store when found in agreement."""
 
 
-_Settle = tuple[dict[str, LinkRow], Mapping[str, int], bytes]
-#: The value a target id takes in :attr:`_FullSnapshot.agreed` once its record read as stored.
-_AGREED = 0
+_Settle = tuple[LinkIndex, bytes, Collection[str]]
 
 
 async def _read_page(
@@ -404,9 +416,10 @@ async def _read_page(
 ) -> None:
     """Normalise one page in slices (yielding to the event loop in between).
 
-    ``settle`` (full cycles: all links, the target ids confirmed unchanged, the fingerprint key): a linked record
-    whose target was confirmed and whose own fingerprint equals the link's is settled instead of normalised,
-    and its link is taken out of ``links`` (what is left there after the snapshot has not been seen).
+    ``settle`` (full cycles: the links' index, with the targets confirmed unchanged, the fingerprint key and the
+    held source ids): a linked record whose target was confirmed and whose own fingerprint equals the link's is
+    settled instead of normalised (:meth:`LinkIndex.settle`); an unlinked, unheld record the rule filters out is
+    only counted (:attr:`_Reading.filtered`).
     """
     for start in range(0, len(page), NORMALIZE_SLICE):
         if start:
@@ -416,21 +429,25 @@ async def _read_page(
         if settle is None:
             reading.normalized.extend(rule.normalize(r, tables) for r in chunk)
         else:
-            links, confirmed, key = settle
-            for record in chunk:
-                link = links.get(record.id)
-                if link is not None:
-                    fingerprint = agreement.source_fingerprint(record, key)
-                    if fingerprint == link.source_hash and confirmed.get(link.target_id) == _AGREED:
-                        del links[record.id]
-                        reading.settled += 1
-                        if record.updated_at > reading.settled_mark:
-                            reading.settled_mark = record.updated_at
-                        continue
-                    reading.fingerprints[record.id] = fingerprint
-                reading.normalized.append(rule.normalize(record, tables))
+            index, key, held = settle
+            done = index.settle(chunk, functools.partial(_source_fingerprint, key=key))
+            reading.settled += done.settled
+            reading.settled_mark = max(reading.settled_mark, done.settled_mark)
+            reading.fingerprints.update(done.fingerprints)
+            for record in done.rest:
+                item = rule.normalize(record, tables)
+                if type(item) is Filtered and record.id not in done.fingerprints and record.id not in held:
+                    # unlinked, not held: nothing to do about it but count it and move the cursor past it
+                    reading.filtered += 1
+                    reading.settled_mark = max(reading.settled_mark, item.updated_at)
+                else:
+                    reading.normalized.append(item)
         timer.add("normalize", t0)
     reading.fetched += len(page)
+
+
+def _source_fingerprint(record: Record, *, key: bytes) -> int:
+    return agreement.source_fingerprint(record, key)
 
 
 async def _read_incremental_extras(
@@ -466,55 +483,36 @@ class _FullSnapshot(msgspec.Struct):
 
     records: dict[str, Record]
     """The target records the plan must see (slim: the compared fields), all but the confirmed ones."""
-    agreed: dict[str, int]
-    """Linked target id → stored target fingerprint, :data:`_AGREED` once the record read exactly as when last
-    found in agreement with its source (a dict overwritten in place: it keeps the links' id strings, not a
-    second million of them)."""
-    claimed: frozenset[str]
-    """Every linked target id."""
     size: int
     """Target records the filter admitted."""
 
 
 async def _full_snapshot(
-    rule: RuleLike,
-    target: Connector,
-    links: Mapping[str, LinkRow],
-    held: Collection[str],
-    key: bytes | None,
+    rule: RuleLike, target: Connector, index: LinkIndex, key: bytes | None
 ) -> _FullSnapshot:
     """Stream the target collection once, keeping the compared fields of each record the filter admits.
 
-    With ``key`` (not ``--compare-all``), a record linked to a source that is not held, whose stored target
-    fingerprint equals its own, is only remembered as agreed: its source will be settled if it reads the same.
+    With ``key`` (not ``--compare-all``), a record that is the target of an eligible link (active, not held,
+    fingerprints known) and reads as when last in agreement (:meth:`LinkIndex.confirm_targets`) is not kept:
+    its source will be settled if it reads the same too.
     """
-    expected: dict[str, int] = {}
-    if key is not None:
-        expected = {
-            row.target_id: row.target_hash
-            for sid, row in links.items()
-            if row.state == "active" and row.source_hash and row.target_hash and sid not in held
-        }
     records: dict[str, Record] = {}
     keep = _compared_fields(rule)
     size = 0
+
+    def fingerprint(record: Record) -> int:
+        if record.problem or key is None:
+            return agreement.UNKNOWN  # never stored on an eligible link: never confirmed
+        return agreement.target_fingerprint(record.fields, keep, key)
+
     async for page in target.stream(rule.target_collection):
-        for record in page:
-            if not rule.target_matches(record):
-                continue
-            size += 1
-            stored = expected.get(record.id)
-            if (
-                stored is not None
-                and key is not None
-                and not record.problem
-                and agreement.target_fingerprint(record.fields, keep, key) == stored
-            ):
-                expected[record.id] = _AGREED
-                continue
+        matched = [record for record in page if rule.target_matches(record)]
+        size += len(matched)
+        if key is not None:
+            matched = index.confirm_targets(matched, fingerprint)
+        for record in matched:
             records[record.id] = _slim(record, keep)
-    claimed = frozenset(row.target_id for row in links.values())
-    return _FullSnapshot(records=records, agreed=expected, claimed=claimed, size=size)
+    return _FullSnapshot(records=records, size=size)
 
 
 def _slim(record: Record, keep: Sequence[str]) -> Record:
@@ -523,21 +521,35 @@ def _slim(record: Record, keep: Sequence[str]) -> Record:
     return msgspec.structs.replace(record, fields={name: fields[name] for name in keep if name in fields})
 
 
+async def _unsettled_links(
+    store: StateStore, integration: str, entity: str, index: LinkIndex
+) -> dict[str, LinkRow]:
+    """The links of the pairs a full cycle did not settle, as rows (few, unless the fingerprints are new)."""
+    if index.unsettled() > len(index) // 2:  # one scan beats reading most links by id
+        wanted = set(index.unsettled_ids())
+        every = await store.links(integration, entity, compact=True)
+        return {sid: row for sid, row in every.items() if sid in wanted}
+    return await store.links(integration, entity, index.unsettled_ids())
+
+
 async def _reread_agreed_targets(
     rule: RuleLike,
     target: Connector,
     links: Mapping[str, LinkRow],
+    index: LinkIndex,
     snapshot: _FullSnapshot,
 ) -> None:
-    """Read again the agreed targets whose source was not settled, into ``snapshot.records``.
+    """Read again the confirmed targets whose source was not settled, into ``snapshot.records``.
 
     The snapshot kept only the targets it could not vouch for; a pair whose source changed, vanished or became
     held needs its target's current fields after all (for the update's before values, a removal, a re-check).
     Such pairs are few (about the share of changed records), so they are read by id; when they are more than
     :data:`REREAD_BY_ID_SHARE` of the snapshot, the collection is streamed again instead.
     """
-    agreed = snapshot.agreed
-    wanted = {row.target_id for row in links.values() if agreed.get(row.target_id) == _AGREED}
+    candidates = sorted({row.target_id for row in links.values()} - snapshot.records.keys())
+    wanted = {
+        tid for tid, dropped in zip(candidates, index.maybe_dropped(candidates), strict=True) if dropped
+    }
     if not wanted:
         return
     keep = _compared_fields(rule)
@@ -605,8 +617,8 @@ async def _targets(
     unlinked = [d for d in desired if d.source_id not in links]
     if len(unlinked) > FIND_ONE_BY_ONE_MAX:
         all_links = await store.links(rule.integration, rule.entity, compact=True)
-        snapshot = await _full_snapshot(rule, target, all_links, held=(), key=None)
-        return snapshot.records, snapshot.claimed
+        snapshot = await _full_snapshot(rule, target, LinkIndexBuilder().build(), key=None)
+        return snapshot.records, frozenset(row.target_id for row in all_links.values())
 
     wanted: list[str] = []
     stale: list[Desired] = []

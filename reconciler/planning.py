@@ -110,6 +110,9 @@ class PlanInput(msgspec.Struct, frozen=True):
     """Source records of the snapshot known to be unchanged without being normalised (both records read the
     same as when last found in agreement; see ``reconciler.agreement``). They are counted unchanged; their
     links are left out of ``links``, so a full snapshot does not take them for gone."""
+    filtered: int = 0
+    """Source records outside the rule's filter, unlinked and not held, counted without being listed in
+    ``normalized`` (a full cycle does not keep a quarter of a million objects that need no action)."""
 
 
 def same_value(current: Value, desired: Value) -> bool:
@@ -187,7 +190,7 @@ def plan(spec: PlanSpec, data: PlanInput) -> EntityPlan:
     """Compute the entity's plan. Deterministic: actions are sorted by kind order, then source id."""
     actions: list[Action] = []
     unchanged = data.settled
-    filtered = 0
+    filtered = data.filtered
     present: set[str] = set()
     candidates = index_candidates(data.targets.values(), spec.first_sight, data.claimed_targets)
     fallback = index_candidates(data.targets.values(), spec.first_sight_fallback, data.claimed_targets)
@@ -391,7 +394,13 @@ def _order(action: Action) -> tuple[int, str]:
 
 def _guard(spec: PlanSpec, data: PlanInput, removals: int) -> str:
     """Only removals of vanished sources count: a rule whose apply is ``delete`` acts on records it reads."""
-    empty = data.mode == "full" and data.linked_total > 0 and not data.normalized and not data.settled
+    empty = (
+        data.mode == "full"
+        and data.linked_total > 0
+        and not data.normalized
+        and not data.settled
+        and not data.filtered
+    )
     if empty and spec.removal.action != "ignore":
         return (
             f"the full snapshot of {spec.source} is empty while {data.linked_total} records are linked; "

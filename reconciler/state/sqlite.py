@@ -89,6 +89,7 @@ _SELECT_LINKS_COMPACT = (
     "SELECT source_id, target_id, content_hash, state, source_hash, target_hash FROM links "
     "WHERE integration = ? AND entity = ?"
 )
+_SCAN_LINKS = "SELECT source_id, target_id, state, source_hash, target_hash FROM links WHERE integration = ? AND entity = ?"
 _REFRESH_LINK = (
     "UPDATE links SET content_hash = ?, source_hash = ?, target_hash = ?, "
     "updated_at = coalesce(nullif(?, ''), updated_at) WHERE integration = ? AND entity = ? AND source_id = ?"
@@ -369,6 +370,22 @@ class SqliteStateStore:
         else:
             rows = await self._fetch_in(what, _SELECT_LINKS, "source_id", (integration, entity), source_ids)
         return {row[0]: LinkRow(*row) for row in rows}
+
+    async def scan_links(
+        self,
+        integration: str,
+        entity: str,
+        consume: Callable[[list[tuple[str, str, str, int, int]]], None],
+        *,
+        chunk: int = 10_000,
+    ) -> None:
+        """Hand every link of an entity to ``consume``, ``chunk`` rows at a time (see the port)."""
+        db = self._conn()
+        async with self._turn():
+            with self._mapped(f"read links of {integration}/{entity}"):
+                async with db.execute(_SCAN_LINKS, (integration, entity)) as cursor:
+                    while rows := await cursor.fetchmany(chunk):
+                        consume(cast("list[tuple[str, str, str, int, int]]", rows))
 
     async def links_by_target(
         self, integration: str, entity: str, target_ids: Sequence[str]

@@ -11,7 +11,7 @@ engine resolves it by looking the record up on the target (→ ``resolved``) bef
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Literal, Protocol
 
 import msgspec
@@ -138,6 +138,18 @@ class StateStore(Protocol):
         ``compact``: ``natural_key`` and ``updated_at`` are left empty (a full cycle's million links in much less
         memory); such rows must never be written back whole, only refreshed (``Commit.refresh_links``).
         """
+        ...
+
+    async def scan_links(
+        self,
+        integration: str,
+        entity: str,
+        consume: Callable[[list[tuple[str, str, str, int, int]]], None],
+        *,
+        chunk: int = 10_000,
+    ) -> None:
+        """Hand every link of an entity to ``consume``, ``chunk`` rows at a time, as (source id, target id,
+        state, source hash, target hash): a full cycle builds its compact index without a million row objects."""
         ...
 
     async def links_by_target(

@@ -6,8 +6,10 @@ from collections.abc import Awaitable, Callable, Sequence
 
 import anyio
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from reconciler.connectors.paging import OffsetPaging, PageRequest, PageResult, stream_pages
+from reconciler.connectors.paging import OffsetPaging, PageRequest, PageResult, SeenKeys, stream_pages
 from reconciler.errors import SnapshotIncomplete, TransientRemoteError
 
 
@@ -195,3 +197,26 @@ async def test_stopping_early_cancels_pages_in_flight() -> None:
     await stream.aclose()
     assert finished == [1]
     assert started == [1, 2, 3, 4]  # window 3: pages 2-4 in flight, none finished
+
+
+@settings(max_examples=200, deadline=None)
+@given(pages=st.lists(st.lists(st.text(alphabet="abcé", max_size=3), max_size=12), max_size=30))
+def test_seen_keys_answers_as_a_set_of_the_keys_would(pages: list[list[str]]) -> None:
+    seen, reference = SeenKeys(), set[str]()
+    for page in pages:
+        expected = []
+        for j, key in enumerate(page):
+            if key not in reference:
+                reference.add(key)
+                expected.append(j)
+        assert seen.add(page) == expected
+    assert seen.count == len(reference)
+
+
+def test_seen_keys_stay_exact_across_many_merged_runs() -> None:
+    seen = SeenKeys()
+    for n in range(300):  # 300 pages of 7 keys, each page repeating keys of an old page and of the last one
+        page = [f"k{n}-{i}" for i in range(5)] + [f"k{n // 2}-0", f"k{max(n - 1, 0)}-4"]
+        fresh = seen.add(page)
+        assert fresh == [0, 1, 2, 3, 4]
+    assert seen.count == 300 * 5

@@ -13,7 +13,7 @@ from reconciler.engine import Engine
 from reconciler.model import Inactivate, Update
 
 from .conftest import Sandboxes
-from .test_boxes_e2e import B1, B2, build_world, plan, sync
+from .test_boxes_e2e import B1, B2, B7, build_world, plan, sync
 
 pytestmark = pytest.mark.anyio
 
@@ -95,3 +95,19 @@ async def test_a_removed_source_of_a_settled_pair_is_inactivated_from_a_fresh_re
     assert (inactivate.source_id, inactivate.before, inactivate.value) == (B1, "A", "I")
     assert inactivate.label == "CTO-1 / 3"
     assert run.results[0].settled == 1
+
+
+async def test_a_held_record_filtered_out_is_still_seen_and_released(sandboxes: Sandboxes) -> None:
+    # Filtered records are only counted, unless linked or held: CTO-7 (bad coordinates) is held, then taken
+    # out of service. The full cycle must still see it to release its quarantine.
+    await agreed(sandboxes)
+    cfg = sandboxes.config()
+    async with Engine.open(cfg) as engine:
+        assert B7 in {q.source_id for q in await engine.store.quarantined("ozmap-ixc", "boxes")}
+    await sandboxes.control("ozmap", "PATCH", f"store/boxes/{B7}", {"implanted": False})
+    run = await sync(cfg, mode="full")
+    entity = run.plan.entities[0]
+    assert entity.filtered == 3  # the two unlinked ones counted without objects, and CTO-7
+    assert entity.count("quarantine") == 0
+    async with Engine.open(cfg) as engine:
+        assert B7 not in {q.source_id for q in await engine.store.quarantined("ozmap-ixc", "boxes")}

@@ -234,6 +234,23 @@ def test_settled_records_count_unchanged_and_are_not_taken_for_gone() -> None:
     assert plan.guard == ""  # not an empty snapshot: two records were read, only not normalised
 
 
+def test_filtered_records_counted_without_objects_join_the_count_and_are_not_an_empty_snapshot() -> None:
+    # A full cycle counts unlinked, unheld filtered records instead of listing them; b3 (linked) is gone.
+    data = planning.PlanInput(
+        mode="full",
+        normalized=[Filtered("b9")],
+        links={"b3": planning.LinkState("47", "h")},
+        targets={"47": target("47")},
+        linked_total=1,
+        force_compare=True,
+        filtered=5,
+    )
+    plan = planning.plan(SPEC, data)
+    assert plan.filtered == 6
+    assert [(type(a), a.source_id) for a in plan.actions] == [(Inactivate, "b3")]
+    assert "is empty" not in plan.guard  # records were read: this is a removal, judged by its share
+
+
 def test_skips_quarantines_and_filtered_pass_through() -> None:
     plan = run(
         [

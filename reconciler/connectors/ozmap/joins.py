@@ -8,10 +8,10 @@
   number a client's port the way a box counts it (``connections``).
 
 Project names and the topology index are listed once per stream, lazily, and shared by the joins of that stream
-(:class:`Shared`). A full stream lists the whole topology (PONs, slots, OLTs, network splitters) once. An
-incremental stream or a read by id (a few hundred changed boxes of a million) instead *traces* only the chains of
-its own splitters, hop by hop, with ``in`` filters on the fibre arrays — so its cost follows the changes, not
-the size of the network. [assume: ``in`` on an array field matches when any element is in the list, as in the
+(:class:`Shared`). A full stream lists the whole topology (PONs, slots, OLTs, network splitters) once, each page
+folded into the index (:class:`~.topology.TopologyBuilder`) as it arrives. An incremental stream or a read by id
+(a few hundred changed boxes of a million) instead *traces* only the chains of its own splitters, hop by hop,
+with ``in`` filters on the fibre arrays — so its cost follows the changes, not the size of the network. [assume: ``in`` on an array field matches when any element is in the list, as in the
 MongoDB behind the API; the sandbox implements it so.] Past :data:`TRACE_MAX` fibres a stream lists the whole
 topology after all. Nothing here decides what a record means: :mod:`.mapping` builds the records.
 """
@@ -19,15 +19,23 @@ topology after all. Nothing here decides what a record means: :mod:`.mapping` bu
 from __future__ import annotations
 
 import collections
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, TypeVar
 
 import anyio
 import msgspec
 
 from reconciler.connectors.ozmap import mapping, views
 from reconciler.connectors.ozmap.client import OzmapClient, batches, cond
-from reconciler.connectors.ozmap.topology import MAX_DEPTH, Topology, first_input, splitter_order, summarize
+from reconciler.connectors.ozmap.topology import (
+    MAX_DEPTH,
+    Topology,
+    TopologyBuilder,
+    first_input,
+    splitter_order,
+    summarize,
+    topology,
+)
 from reconciler.model import Record
 
 
@@ -95,7 +103,7 @@ class Shared:
         self._pons: dict[str, views.PonView] = {}
         self._slots: dict[str, views.SlotView] = {}
         self._olts: dict[str, views.OltView] = {}
-        self._network: dict[str, views.SplitterView] = {}
+        self._network: dict[str, views.NetworkSplitterView] = {}
 
     async def project_names(self) -> dict[str, str | None]:
         async with self._lock:
@@ -120,13 +128,14 @@ class Shared:
             if len(self._traced) + len(fibres) > TRACE_MAX:
                 self._lazy = False  # from now on the whole topology, listed once
                 self._topology = await self._load_topology()
+                self._forget_traced()
             elif fibres or self._topology is None:
                 await self._trace(fibres)
-                self._topology = Topology(
-                    pons=list(self._pons.values()),
-                    slots=list(self._slots.values()),
-                    olts=list(self._olts.values()),
-                    network_splitters=list(self._network.values()),
+                self._topology = topology(
+                    pons=self._pons.values(),
+                    slots=self._slots.values(),
+                    olts=self._olts.values(),
+                    network_splitters=self._network.values(),
                 )
             return self._topology
 
@@ -147,7 +156,7 @@ class Shared:
                 [
                     (
                         "splitters",
-                        views.SPLITTERS,
+                        views.NETWORK_SPLITTERS,
                         [cond("isDrop", "=", False), cond("connectables.output", "in", list(b))],
                     )
                     for b in chunks
@@ -177,15 +186,38 @@ class Shared:
         )
         self._olts.update((o.id, o) for o in [*by_id_olts, *by_slot])
 
+    def _forget_traced(self) -> None:
+        """Drop what lazy tracing gathered, once the whole topology replaced it."""
+        self._traced = set()
+        self._pons, self._slots, self._olts, self._network = {}, {}, {}, {}
+
     async def _load_topology(self) -> Topology:
-        pons, slots, olts, network = await _gather(
-            self._client,
-            [("pons", views.PONS, None)],
-            [("slots", views.SLOTS, None)],
-            [("olts", views.OLTS, None)],
-            [("splitters", views.SPLITTERS, [cond("isDrop", "=", False)])],
-        )
-        return Topology(pons=pons, slots=slots, olts=olts, network_splitters=network)
+        """The whole topology, the four listings side by side, each page folded into the index as it arrives."""
+        builder, client = TopologyBuilder(), self._client
+        network = [cond("isDrop", "=", False)]
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(_feed, client, "pons", views.PONS, None, builder.add_pons)
+            tg.start_soon(_feed, client, "slots", views.SLOTS, None, builder.add_slots)
+            tg.start_soon(_feed, client, "olts", views.OLTS, None, builder.add_olts)
+            tg.start_soon(
+                _feed, client, "splitters", views.NETWORK_SPLITTERS, network, builder.add_network_splitters
+            )
+        return builder.build()
+
+
+Row = TypeVar("Row")
+
+
+async def _feed(
+    client: OzmapClient,
+    resource: str,
+    decoder: msgspec.json.Decoder[views.Page[Row]],
+    where: list[dict[str, Any]] | None,
+    add: Callable[[list[Row]], None],
+) -> None:
+    """Every page of one listing handed to ``add`` as it arrives (the listing is never held whole)."""
+    async for rows in client.pages(resource, decoder, filter=where):
+        add(rows)
 
 
 class BoxJoin:
@@ -204,15 +236,16 @@ class BoxJoin:
         projects = await self._shared.project_names() if any(b.project for b in boxes) else {}
         by_box = await service_splitters(self._client, [b.id for b in boxes])
         summaries = {box_id: summarize(items) for box_id, items in by_box.items()}
-        topology = await self._shared.topology_for(summary.first for summary in summaries.values())
-        record, empty = mapping.box_record, mapping.EMPTY_SUMMARY
+        firsts = [summary.first for summary in summaries.values()]
+        topology = await self._shared.topology_for(firsts)
+        found = dict(
+            zip(summaries, zip(summaries.values(), topology.olts_for(firsts), strict=True), strict=True)
+        )
+        record, nothing = mapping.box_record, (mapping.EMPTY_SUMMARY, None)
         out: list[Record] = []
         for box in boxes:  # hot loop: one iteration per box of the stream
-            summary = summaries.get(box.id)
-            if summary is None:
-                out.append(record(box, projects, empty, None))
-            else:
-                out.append(record(box, projects, summary, topology.olt_for(summary.first)))
+            summary, olt = found.get(box.id, nothing)
+            out.append(record(box, projects, summary, olt))
         return mapping.with_problems(out, problems) if problems else out
 
 
@@ -231,11 +264,13 @@ class BuildingJoin:
             return []
         splitters_of = await service_splitters(self._client, [b.id for b in buildings])
         projects = await self._shared.project_names()
-        topology = await self._shared.topology_for(s for items in splitters_of.values() for s in items)
+        splitters = [s for items in splitters_of.values() for s in items]
+        topology = await self._shared.topology_for(splitters)
+        olt_of = dict(zip(map(id, splitters), topology.olts_for(splitters), strict=True))
         out: list[Record] = []
         for building in buildings:
             for splitter in splitters_of.get(building.id, ()):
-                olt = topology.olt_for(splitter)
+                olt = olt_of[id(splitter)]
                 out.append(mapping.building_splitter_record(building, splitter, projects, olt))
         return mapping.with_problems(out, problems, key="building_id") if problems else out
 

@@ -1,4 +1,4 @@
-"""Which OLT feeds a service splitter: a pure index over PONs, slots, OLTs and network splitters.
+"""Which OLT feeds a service splitter: an index over PONs, slots, OLTs and network splitters.
 
 OZmap has no endpoint for a box's "transmitter" (ozmap.md F11). It is derived from the fibre graph:
 the splitter's first input fibre is either listed in a PON's ``connectables`` (found) or in the ``output`` of a
@@ -7,16 +7,34 @@ network splitter (``isDrop`` false), whose own first input fibre is followed in 
 (``OLT.connectables`` = slot ids, ``Slot.connectables`` = PON ids) with the children's ``olt``/``slot``/``parent``
 as a fallback, because instances fill one or the other.
 
-Built once per stream from four full listings; answers are pure dictionary walks.
+:class:`TopologyBuilder` takes the four listings (a full stream feeds it page by page, so no listing is held
+whole) and resolves every chain once, up front: the :class:`Topology` it builds maps each PON fibre and each
+network-splitter output fibre that leads to an OLT to that OLT. It keeps no view but the OLTs, no graph and no
+per-stream memo. At a million boxes that is a few million fibres, so it is held in a few numpy arrays rather than a
+``dict[str, OltView]`` (a string object and a dict entry per fibre, ~120 bytes): the fibre ids once, in one UTF-8
+blob cut by an offsets array, sorted by ``hash(fibre)`` (Python's own 64-bit string hash, fixed for the life of the
+process, which is all the index lives), and per fibre the index of its OLT in a short list — about 40 bytes a fibre
+(24-character ids). A fibre that leads nowhere is not held at all. A page's fibres are answered together
+(:meth:`Topology.olts_for`: one ``numpy.searchsorted``, each hit confirmed byte for byte against the blob, all
+vectorised), so the rare fibres sharing a hash are told apart.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, cast
 
 import msgspec
+import numpy as np
+import numpy.typing as npt
 
-from reconciler.connectors.ozmap.views import OltView, PonView, ServiceSplitterView, SlotView, SplitterView
+from reconciler.connectors.ozmap.views import (
+    NetworkSplitterView,
+    OltView,
+    PonView,
+    ServiceSplitterView,
+    SlotView,
+)
 
 #: Longest chain of network splitters followed before giving up (guards against cycles in bad data).
 MAX_DEPTH = 8
@@ -46,69 +64,277 @@ def splitter_order(splitter: ServiceSplitterView) -> tuple[str, str]:
     return (splitter.name or "", splitter.id)
 
 
-def first_input(splitter: SplitterView | ServiceSplitterView) -> str | None:
+def first_input(splitter: NetworkSplitterView | ServiceSplitterView) -> str | None:
     """The fibre entering the splitter's first input, if any."""
     if splitter.connectables is None or not splitter.connectables.input:
         return None
     return splitter.connectables.input[0]
 
 
+Ints = npt.NDArray[np.signedinteger[Any]]
+_I64 = np.int64
+
+
 class Topology:
-    """The fibre → PON → slot → OLT index. Answers are memoised per fibre (PON fibres are resolved up front)."""
+    """Fibre → the OLT it leads to; a fibre it does not hold leads nowhere (a dead end, a cycle, too long a chain).
+
+    Built by :class:`TopologyBuilder`, or :meth:`of` a mapping (a test's, with crafted hashes).
+    """
+
+    __slots__ = ("_answer_objects", "_answers", "_blob", "_bytes", "_key", "_keys", "_offsets")
 
     def __init__(
         self,
         *,
-        pons: Sequence[PonView],
-        slots: Sequence[SlotView],
+        blob: bytes,
+        offsets: Ints,
+        keys: Ints,
+        answers: Ints,
         olts: Sequence[OltView],
-        network_splitters: Sequence[SplitterView],
+        key: Callable[[str], int] = hash,
     ) -> None:
-        self._splitter_of_fibre: dict[str, SplitterView] = {
-            f: s
-            for s in network_splitters
-            if not s.is_drop and s.connectables is not None
-            for f in s.connectables.output
-            if f
-        }
-        by_id = {o.id: o for o in olts}
-        slot_of_pon: dict[str, str] = {p.id: p.slot or p.parent or "" for p in pons}
-        for slot in slots:
-            slot_of_pon.update((pon, slot.id) for pon in slot.connectables if pon)
-        olt_of_slot: dict[str, str] = {s.id: (s.olt or s.parent or "") for s in slots}
-        for olt in olts:
-            olt_of_slot.update((slot, olt.id) for slot in olt.connectables if slot)
-        #: fibre → the OLT it leads to (None = known dead end); seeded with every PON fibre
-        self._olt_of_fibre: dict[str, OltView | None] = {}
-        for pon in pons:
-            olt_of_pon = by_id.get(olt_of_slot.get(slot_of_pon[pon.id], ""))
-            self._olt_of_fibre.update((f, olt_of_pon) for f in pon.connectables if f)
+        """Fibre ``n`` (in ascending order of ``keys``, its ``key``) is ``blob[offsets[n]:offsets[n + 1]]``
+        (UTF-8) and leads to ``olts[answers[n]]``."""
+        self._blob = blob
+        self._bytes = np.frombuffer(blob, np.uint8)
+        self._offsets = offsets
+        self._keys = keys
+        self._answers = answers
+        self._key = key
+        self._answer_objects = np.empty(len(olts) + 1, object)  # the OLTs, then None: answer -1
+        for place, olt in enumerate(olts):
+            self._answer_objects[place] = olt
+
+    @classmethod
+    def of(cls, olt_of_fibre: dict[str, OltView | None], *, key: Callable[[str], int] = hash) -> Topology:
+        """The index of ``olt_of_fibre`` (a fibre mapped to None, or empty, is left out). ``key``: the fibre's
+        64-bit hash, ``hash``; only a test passes another, to make fibres share one."""
+        values = olt_of_fibre.values()
+        distinct = dict(zip(map(id, values), values, strict=True))  # so an answer is the very object given
+        olts = [olt for olt in distinct.values() if olt is not None]
+        place_of = {id(olt): place for place, olt in enumerate(olts)}
+        place_of[id(None)] = -1
+        n = len(olt_of_fibre)
+        places = np.fromiter(map(place_of.__getitem__, map(id, values)), _I64, n)
+        fibres = list(olt_of_fibre)
+        keys = np.fromiter(map(key, fibres), _I64, n)
+        kept = np.flatnonzero((places >= 0) & (np.fromiter(map(len, fibres), _I64, n) > 0))
+        order = kept[np.argsort(keys[kept], kind="stable")]
+        del kept
+        keys = keys[order]
+        small: type[np.signedinteger[Any]] = np.int16 if len(olts) < 2**15 else np.int32
+        answers: Ints = places[order].astype(small)
+        del places
+        in_order = list(map(fibres.__getitem__, order.tolist()))
+        del fibres, order
+        blob = "".join(in_order).encode()
+        lengths = _utf8_lengths(in_order, len(blob))
+        del in_order
+        wide: type[np.signedinteger[Any]] = np.int32 if len(blob) < 2**31 else _I64
+        offsets: Ints = np.zeros(len(lengths) + 1, wide)
+        np.cumsum(lengths, out=offsets[1:])
+        return cls(blob=blob, offsets=offsets, keys=keys, answers=answers, olts=olts, key=key)
+
+    def __len__(self) -> int:
+        """How many fibres lead to an OLT."""
+        return len(self._keys)
 
     def olt_for(self, splitter: ServiceSplitterView | None) -> OltView | None:
-        """The OLT feeding ``splitter``, or None when the chain is broken or too long."""
-        if splitter is None:
-            return None
-        fibre = first_input(splitter)
-        if fibre is None:
-            return None
-        try:
-            return self._olt_of_fibre[fibre]
-        except KeyError:
-            pass
-        found = self._trace(fibre)
-        self._olt_of_fibre[fibre] = found
-        return found
+        """The OLT feeding ``splitter``, or None when the chain is broken, cyclic or longer than MAX_DEPTH."""
+        return self.olts_for([splitter])[0]
 
-    def _trace(self, fibre: str) -> OltView | None:
-        """Walk up through network splitters until a PON fibre (memoised) is reached."""
-        seen = {fibre}
-        for _ in range(MAX_DEPTH):
-            upstream = self._splitter_of_fibre.get(fibre)
-            nxt = first_input(upstream) if upstream is not None else None
-            if nxt is None or nxt in seen:
-                return None
-            if nxt in self._olt_of_fibre:
-                return self._olt_of_fibre[nxt]
-            seen.add(nxt)
-            fibre = nxt
-        return None
+    def olts_for(self, splitters: Sequence[ServiceSplitterView | None]) -> list[OltView | None]:
+        """:meth:`olt_for` of each of ``splitters`` (a page's), in one search."""
+        return self.olts_of([(first_input(s) or "") if s is not None else "" for s in splitters])
+
+    def olts_of(self, fibres: Sequence[str]) -> list[OltView | None]:
+        """The OLT each fibre leads to (None: none; ``""`` stands for no fibre).
+
+        Vectorised, with no Python step per fibre: hashed, searched (sorted first, which searches faster), and
+        each hit confirmed byte for byte against the blob; only a fibre sharing its hash with another is then
+        looked at alone."""
+        n = len(fibres)
+        keys = self._keys
+        if not len(keys) or not n:
+            return [None] * n
+        wanted = np.fromiter(map(self._key, fibres), _I64, n)
+        order = np.argsort(wanted)
+        at = np.empty(n, _I64)
+        at[order] = np.searchsorted(keys, wanted[order])  # the first fibre with that hash, if any
+        del order
+        np.minimum(at, len(keys) - 1, out=at)
+        text = "".join(fibres).encode()
+        asked_length = _utf8_lengths(fibres, len(text))
+        start, offsets = self._offsets[at].astype(_I64), self._offsets
+        hit = keys[at] == wanted
+        same = np.flatnonzero(hit & (offsets[at + 1] - start == asked_length) & (asked_length > 0))
+        # compare the bytes of all the candidate pairs at once: position k of pair j is blob[start_j + k] and
+        # text[asked_start_j + k]
+        lengths = asked_length[same]
+        ends = np.cumsum(lengths)
+        first = ends - lengths
+        within = np.arange(int(ends[-1]) if len(ends) else 0) - np.repeat(first, lengths)
+        asked_start = np.cumsum(asked_length) - asked_length
+        stored = self._bytes[np.repeat(start[same], lengths) + within]
+        asked = np.frombuffer(text, np.uint8)[np.repeat(asked_start[same], lengths) + within]
+        differ = np.logical_or.reduceat(stored != asked, first) if len(first) else np.zeros(0, np.bool_)
+        equal = same[~differ]
+        answer = np.full(n, -1, _I64)  # index into _answer_objects: -1 is None
+        answer[equal] = self._answers[at[equal]]
+        hit[equal] = False
+        for k in np.flatnonzero(hit).tolist():  # another fibre with the same hash, maybe (rare)
+            answer[k] = self._shared(fibres[k], int(at[k]))
+        return cast(list[OltView | None], self._answer_objects[answer].tolist())
+
+    def _shared(self, fibre: str, position: int) -> int:
+        """The answer of ``fibre`` among the fibres that share the hash of the one at ``position``, or -1."""
+        if not fibre:
+            return -1
+        keys, offsets, wanted = self._keys, self._offsets, fibre.encode()
+        for p in range(position, len(keys)):
+            if keys[p] != keys[position]:
+                break
+            if self._blob[int(offsets[p]) : int(offsets[p + 1])] == wanted:
+                return int(self._answers[p])
+        return -1
+
+
+def _utf8_lengths(texts: Sequence[str], total: int) -> Ints:
+    """The UTF-8 length of each of ``texts``, ``total`` in all (their lengths when all are ASCII)."""
+    lengths = np.fromiter(map(len, texts), _I64, len(texts))
+    if int(lengths.sum()) != total:
+        lengths = np.fromiter(map(len, map(str.encode, texts)), _I64, len(texts))
+    return lengths
+
+
+def topology(
+    *,
+    pons: Iterable[PonView],
+    slots: Iterable[SlotView],
+    olts: Iterable[OltView],
+    network_splitters: Iterable[NetworkSplitterView],
+) -> Topology:
+    """The index of these listings (a lazy stream's traced part of the network, or a test's)."""
+    builder = TopologyBuilder()
+    builder.add_pons(pons)
+    builder.add_slots(slots)
+    builder.add_olts(olts)
+    builder.add_network_splitters(network_splitters)
+    return builder.build()
+
+
+#: A network splitter's state while its chain is resolved: hops to a PON fibre not known yet.
+_UNKNOWN = 0
+#: No PON fibre within MAX_DEPTH hops (a dead end, a cycle, or too long a chain).
+_BEYOND = MAX_DEPTH + 1
+
+
+class TopologyBuilder:
+    """Collects the listings in any order (each listing in its own order) and resolves every chain in :meth:`build`.
+
+    Of a network splitter it keeps only its first input fibre and its list of output fibres; PONs, slots and
+    OLTs (a few per thousand boxes) are kept whole until the build.
+    """
+
+    def __init__(self) -> None:
+        self._pons: list[PonView] = []
+        self._slots: list[SlotView] = []
+        self._olts: list[OltView] = []
+        self._splitters: list[tuple[str | None, list[str | None]]] = []
+
+    def add_pons(self, rows: Iterable[PonView]) -> None:
+        self._pons.extend(rows)
+
+    def add_slots(self, rows: Iterable[SlotView]) -> None:
+        self._slots.extend(rows)
+
+    def add_olts(self, rows: Iterable[OltView]) -> None:
+        self._olts.extend(rows)
+
+    def add_network_splitters(self, rows: Iterable[NetworkSplitterView]) -> None:
+        keep = self._splitters.append
+        for splitter in rows:
+            fibres = splitter.connectables
+            if not splitter.is_drop and fibres is not None and fibres.output:
+                keep((fibres.input[0] if fibres.input else None, fibres.output))
+
+    def build(self) -> Topology:
+        """Resolve every chain once. Same answers as walking up from each fibre (see :meth:`_resolve`).
+
+        The builder is left empty."""
+        at_pon = self._pon_fibres()
+        olt_of_splitter = self._resolve(at_pon)
+        answers: dict[str | None, OltView | None] = {}
+        for (_, outputs), olt in zip(self._splitters, olt_of_splitter, strict=True):
+            answers.update(dict.fromkeys(outputs, olt))  # a later splitter listing the same fibre wins
+        answers.pop(None, None)  # an output with no fibre
+        answers.pop("", None)
+        answers.update(at_pon)  # a PON fibre is answered by its PON, whatever splitter lists it too
+        self._pons, self._slots, self._olts, self._splitters = [], [], [], []  # the index holds what it needs
+        del at_pon, olt_of_splitter
+        return Topology.of(cast(dict[str, OltView | None], answers))
+
+    def _pon_fibres(self) -> dict[str, OltView | None]:
+        """Every PON fibre → the OLT of its PON's slot (None: slot or OLT unknown); a later PON wins a fibre."""
+        by_id = {o.id: o for o in self._olts}
+        slot_of_pon: dict[str, str] = {p.id: p.slot or p.parent or "" for p in self._pons}
+        for slot in self._slots:
+            slot_of_pon.update((pon, slot.id) for pon in slot.connectables if pon)
+        olt_of_slot: dict[str, str] = {s.id: (s.olt or s.parent or "") for s in self._slots}
+        for olt in self._olts:
+            olt_of_slot.update((slot, olt.id) for slot in olt.connectables if slot)
+        at_pon: dict[str, OltView | None] = {}
+        for pon in self._pons:
+            olt_of_pon = by_id.get(olt_of_slot.get(slot_of_pon[pon.id], ""))
+            at_pon.update((f, olt_of_pon) for f in pon.connectables if f)
+        return at_pon
+
+    def _resolve(self, at_pon: dict[str, OltView | None]) -> list[OltView | None]:
+        """The OLT each network splitter's output fibres lead to.
+
+        Walking up from an output fibre of splitter S: S's first input is a PON fibre (found, 1 hop), or the
+        output of another network splitter (the last listed that holds it), whose first input is looked at in
+        turn, and so on, giving up after MAX_DEPTH hops. Every output fibre of S thus gets S's answer; a chain
+        that cycles never meets a PON fibre, so running into the depth limit answers it as a revisit would.
+        Each splitter's hop count is kept, so a chain is walked once for all the splitters on it.
+        """
+        splitters = self._splitters
+        inputs = [first for first, _ in splitters]
+        #: fibres entering a network splitter that are not PON fibres: the only ones walked through
+        through: set[str | None] = {f for f in inputs if f and f not in at_pon}
+        upstream: dict[str | None, int] = {}
+        for n, (_, outputs) in enumerate(splitters):
+            for f in outputs:
+                if f in through:
+                    upstream[f] = n  # a later splitter listing the same fibre wins
+        hops = [_UNKNOWN] * len(splitters)
+        olt: list[OltView | None] = [None] * len(splitters)
+        for start in range(len(splitters)):
+            if hops[start] != _UNKNOWN:
+                continue
+            path = [start]
+            fibre = inputs[start]
+            while True:
+                if not fibre:
+                    base, found = _BEYOND, None
+                    break
+                if fibre in at_pon:
+                    base, found = 0, at_pon[fibre]
+                    break
+                up = upstream.get(fibre)
+                if up is None:
+                    base, found = _BEYOND, None
+                    break
+                if hops[up] != _UNKNOWN:
+                    base, found = hops[up], olt[up]
+                    break
+                if len(path) == MAX_DEPTH:  # the start is out of reach; the splitters above it are not, maybe
+                    base, found, path = _BEYOND, None, path[:1]
+                    break
+                path.append(up)
+                fibre = inputs[up]
+            for k, n in enumerate(path):
+                distance = min(base + len(path) - k, _BEYOND)
+                hops[n] = distance
+                olt[n] = found if distance <= MAX_DEPTH else None
+        return olt

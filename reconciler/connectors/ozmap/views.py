@@ -50,13 +50,22 @@ class BoxView(msgspec.Struct):
     deleted_at: str | None = msgspec.field(default=None, name="deletedAt")
 
 
-class SplitterView(msgspec.Struct):
+class Fibres(msgspec.Struct, gc=False):
+    """A network splitter's fibres (untracked by the collector: a struct of lists of strings makes no cycle)."""
+
+    input: list[str | None] = []
+    output: list[str | None] = []
+
+
+class NetworkSplitterView(msgspec.Struct, gc=False):
+    """A network splitter (``isDrop`` false) as the topology index reads it: its fibres and nothing else.
+
+    A full stream decodes every network splitter of the instance; name, parent and ratio are never read.
+    """
+
     id: str
-    name: str | None = None
-    parent: str | None = None
     is_drop: bool = msgspec.field(default=False, name="isDrop")
-    ratio: Ratio | None = None
-    connectables: Connectables | None = None
+    connectables: Fibres | None = None
 
 
 class ServiceSplitterView(msgspec.Struct):
@@ -222,7 +231,7 @@ def ref_id(value: str | Ref | None) -> str | None:
 
 
 BOXES = msgspec.json.Decoder(Page[BoxView])
-SPLITTERS = msgspec.json.Decoder(Page[SplitterView])
+NETWORK_SPLITTERS = msgspec.json.Decoder(Page[NetworkSplitterView])
 SERVICE_SPLITTERS = msgspec.json.Decoder(Page[ServiceSplitterView])
 PONS = msgspec.json.Decoder(Page[PonView])
 SLOTS = msgspec.json.Decoder(Page[SlotView])

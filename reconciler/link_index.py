@@ -1,0 +1,302 @@
+"""A full cycle's links in a few numpy arrays, instead of one Python object per link.
+
+A full cycle must know, for each of up to a million source records, whether it is linked and whether its pair can
+be *settled* (:mod:`reconciler.agreement`). As a ``dict[str, LinkRow]`` that costs ~400 bytes per link (the row,
+its id, target id and hash strings, the dict entry); this index holds what settling needs in ~70:
+
+- each link's source id, once, in one string (``_blob``) cut by an offsets array;
+- the links sorted by ``hash(source id)`` and by ``hash(target id)`` (Python's own 64-bit string hash, fixed for
+  the life of the process, which is all the index lives), searched a page at a time with ``numpy.searchsorted``;
+- per link: the stored source and target fingerprints, whether the pair may be settled at all (*eligible*:
+  active, both fingerprints known, source not held), and two flags filled in as the cycle reads — its target read
+  as when last in agreement (*agreed*), its source too (*settled*).
+
+A source id is matched exactly (its string is compared, and the rare ids sharing a hash are resolved one by
+one). A target id is matched by hash only, which is safe where it is used: a target is taken as agreed only if
+its own 64-bit fingerprint also equals the one stored on the link, and :meth:`LinkIndex.maybe_linked` /
+:meth:`LinkIndex.maybe_dropped` are answers to verify or over-approximations that cost one extra read at most.
+
+Pure: built from rows a store reads (:meth:`LinkIndexBuilder.add`), no I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Sequence
+from typing import Any, Final
+
+import msgspec
+import numpy as np
+import numpy.typing as npt
+
+from reconciler.model import Record
+
+#: One link as the builder takes it: source id, target id, state, source fingerprint, target fingerprint.
+LinkColumns = tuple[str, str, str, int, int]
+
+_I64: Final = np.int64
+Int64s = npt.NDArray[np.int64]
+Indexes = npt.NDArray[np.int32] | npt.NDArray[np.int64]
+"""Positions or offsets: 32-bit while they fit (they always do below two billion links / characters)."""
+
+
+def _narrow(values: npt.NDArray[Any]) -> Indexes:
+    """``values`` (non-negative) as int32 when they fit, halving the index's position and offset arrays."""
+    if not len(values) or int(values.max()) < 2**31:
+        return values.astype(np.int32)
+    return values.astype(np.int64)
+
+
+Bools = npt.NDArray[np.bool_]
+
+
+class Settling(msgspec.Struct):
+    """What :meth:`LinkIndex.settle` made of one slice of the source stream."""
+
+    rest: list[Record]
+    """The records to normalise: unlinked, or linked but not settled (in stream order)."""
+    fingerprints: dict[str, int]
+    """Source id → fingerprint, of the linked records in ``rest``."""
+    settled: int = 0
+    """How many records were settled."""
+    settled_mark: str = ""
+    """The newest ``updated_at`` among the settled records."""
+
+
+class LinkIndexBuilder:
+    """Collects links a chunk at a time (as a store streams them) and builds the :class:`LinkIndex`."""
+
+    def __init__(self, held: Collection[str] = ()) -> None:
+        """``held``: source ids quarantined or skipped; their pairs are never eligible for settling."""
+        self._held = held
+        self._source_keys: list[Int64s] = []
+        self._target_keys: list[Int64s] = []
+        self._source_hashes: list[Int64s] = []
+        self._target_hashes: list[Int64s] = []
+        self._eligible: list[Bools] = []
+        self._lengths: list[Int64s] = []
+        self._ids: list[str] = []
+
+    def add(self, rows: Sequence[LinkColumns]) -> None:
+        """Take one chunk of links."""
+        if not rows:
+            return
+        n = len(rows)
+        sids, tids, states, source_hashes, target_hashes = zip(*rows, strict=True)
+        held = self._held
+        self._source_keys.append(np.fromiter(map(hash, sids), _I64, n))
+        self._target_keys.append(np.fromiter(map(hash, tids), _I64, n))
+        self._source_hashes.append(np.array(source_hashes, dtype=_I64))
+        self._target_hashes.append(np.array(target_hashes, dtype=_I64))
+        self._eligible.append(
+            np.fromiter(
+                (
+                    state == "active" and sh != 0 and th != 0 and sid not in held
+                    for sid, state, sh, th in zip(sids, states, source_hashes, target_hashes, strict=True)
+                ),
+                np.bool_,
+                n,
+            )
+        )
+        self._lengths.append(np.fromiter(map(len, sids), _I64, n))
+        self._ids.append("".join(sids))
+
+    def build(self) -> LinkIndex:
+        """The index of every link added (the builder is left empty)."""
+
+        def take(parts: list[Any], dtype: Any) -> Any:
+            joined = np.concatenate(parts) if parts else np.zeros(0, dtype)
+            parts.clear()  # each part goes as soon as it is copied: the peak stays near one copy
+            return joined
+
+        lengths = take(self._lengths, _I64)
+        cumulative = np.zeros(len(lengths) + 1, _I64)
+        np.cumsum(lengths, out=cumulative[1:])
+        offsets = _narrow(cumulative)
+        del lengths, cumulative
+        blob = "".join(self._ids)
+        self._ids.clear()
+        return LinkIndex(
+            blob=blob,
+            offsets=offsets,
+            source_keys=take(self._source_keys, _I64),
+            target_keys=take(self._target_keys, _I64),
+            source_hashes=take(self._source_hashes, _I64),
+            target_hashes=take(self._target_hashes, _I64),
+            eligible=take(self._eligible, np.bool_),
+        )
+
+
+class _Sorted:
+    """Positions (0..n-1) sorted by a 64-bit key; keys shared by several positions listed aside."""
+
+    def __init__(self, keys: Int64s) -> None:
+        order = np.argsort(keys, kind="stable")
+        self.keys: Int64s = keys[order]
+        self.positions: Indexes = _narrow(order)
+        self.shared: dict[int, list[int]] = {}
+        """Key → every position with it, for the keys more than one position has (rare)."""
+        repeated = np.flatnonzero(self.keys[1:] == self.keys[:-1])
+        for i in repeated.tolist():
+            key = int(self.keys[i])
+            if key not in self.shared:
+                self.shared[key] = self.positions[self.keys == key].tolist()
+
+    def find(self, keys: Int64s) -> tuple[Bools, Indexes]:
+        """Per key: whether some position has it, and the first such position (meaningless without a hit).
+
+        Not for an empty index."""
+        at = np.searchsorted(self.keys, keys)
+        np.minimum(at, len(self.keys) - 1, out=at)
+        return self.keys[at] == keys, self.positions[at]
+
+
+class LinkIndex:
+    """Every link of one entity, compact; built by :class:`LinkIndexBuilder`."""
+
+    def __init__(
+        self,
+        *,
+        blob: str,
+        offsets: Indexes,
+        source_keys: Int64s,
+        target_keys: Int64s,
+        source_hashes: Int64s,
+        target_hashes: Int64s,
+        eligible: Bools,
+    ) -> None:
+        self._blob = blob
+        self._offsets = offsets
+        self._sources = _Sorted(source_keys)
+        self._targets = _Sorted(target_keys)
+        self._source_hashes = source_hashes
+        self._target_hashes = target_hashes
+        self._eligible = eligible
+        self._agreed = np.zeros(len(eligible), np.bool_)
+        self._settled = np.zeros(len(eligible), np.bool_)
+
+    def __len__(self) -> int:
+        return len(self._eligible)
+
+    def source_id(self, position: int) -> str:
+        """The source id of the link at ``position``."""
+        return self._blob[int(self._offsets[position]) : int(self._offsets[position + 1])]
+
+    def confirm_targets(
+        self, records: Sequence[Record], fingerprint: Callable[[Record], int]
+    ) -> list[Record]:
+        """Mark the links whose target is among ``records`` and read as stored (``fingerprint(record)`` equals the
+        link's target fingerprint) as *agreed*; return the other records, in order.
+
+        Only eligible links are compared, and ``fingerprint`` is only called for a record that has one.
+        """
+        if not len(self) or not records:
+            return list(records)
+        hits, at = self._targets.find(_keys(records))
+        eligible, stored = self._eligible[at].tolist(), self._target_hashes[at].tolist()
+        shared = self._targets.shared
+        agreed: list[int] = []
+        kept: list[Record] = []
+        rows = zip(records, hits.tolist(), at.tolist(), eligible, stored, strict=True)
+        for record, hit, position, ok, expected in rows:
+            if hit:
+                if shared and (group := shared.get(hash(record.id))) is not None:
+                    found = self._agreeing(group, fingerprint(record)) if self._eligible[group].any() else []
+                else:
+                    found = [position] if ok and fingerprint(record) == expected else []
+                if found:
+                    agreed.extend(found)
+                    continue
+            kept.append(record)
+        if agreed:
+            self._agreed[agreed] = True
+        return kept
+
+    def settle(self, records: Sequence[Record], fingerprint: Callable[[Record], int]) -> Settling:
+        """Settle the records whose link's target was confirmed and whose own ``fingerprint`` equals the link's
+        source fingerprint; the rest go on to be normalised (with the fingerprints of the linked ones)."""
+        out = Settling(rest=[], fingerprints={})
+        if not len(self) or not records:
+            out.rest.extend(records)
+            return out
+        hits, at = self._sources.find(_keys(records))
+        offsets, blob = self._offsets, self._blob
+        rows = zip(
+            records,
+            hits.tolist(),
+            at.tolist(),
+            offsets[at].tolist(),
+            offsets[at + 1].tolist(),
+            self._agreed[at].tolist(),
+            self._source_hashes[at].tolist(),
+            strict=True,
+        )
+        settled: list[int] = []
+        for record, hit, position, start, end, agreed, expected in rows:
+            if not hit:
+                out.rest.append(record)
+                continue
+            if blob[start:end] != record.id:  # another id with the same hash, or unlinked
+                position = self._shared_source(record.id)
+                if position < 0:
+                    out.rest.append(record)
+                    continue
+                agreed, expected = bool(self._agreed[position]), int(self._source_hashes[position])
+            value = fingerprint(record)
+            if agreed and value == expected:
+                settled.append(position)
+                if record.updated_at > out.settled_mark:
+                    out.settled_mark = record.updated_at
+                continue
+            out.fingerprints[record.id] = value
+            out.rest.append(record)
+        if settled:
+            self._settled[settled] = True
+            out.settled = len(settled)
+        return out
+
+    def unsettled_ids(self) -> list[str]:
+        """Source ids of the links not settled: read but changed, held, or not read at all."""
+        offsets = self._offsets
+        blob = self._blob
+        remaining = np.flatnonzero(~self._settled)
+        starts, ends = offsets[remaining].tolist(), offsets[remaining + 1].tolist()
+        return [blob[a:b] for a, b in zip(starts, ends, strict=True)]
+
+    def unsettled(self) -> int:
+        return len(self) - int(np.count_nonzero(self._settled))
+
+    def maybe_linked(self, target_ids: Sequence[str]) -> list[bool]:
+        """Per target id: False when no link has it; True when some link may (verify before relying on it)."""
+        if not len(self):
+            return [False] * len(target_ids)
+        hits, _ = self._targets.find(np.fromiter(map(hash, target_ids), _I64, len(target_ids)))
+        return list(hits.tolist())
+
+    def maybe_dropped(self, target_ids: Sequence[str]) -> list[bool]:
+        """Per target id: whether a link with (a target id of) its hash was confirmed, so the snapshot dropped it
+        (a collision only costs one extra read)."""
+        if not len(self):
+            return [False] * len(target_ids)
+        hits, at = self._targets.find(np.fromiter(map(hash, target_ids), _I64, len(target_ids)))
+        shared = self._targets.shared
+        out: list[bool] = []
+        for tid, hit, agreed in zip(target_ids, hits.tolist(), self._agreed[at].tolist(), strict=True):
+            if hit and shared and (group := shared.get(hash(tid))) is not None:
+                agreed = bool(self._agreed[group].any())
+            out.append(bool(hit and agreed))
+        return out
+
+    def _agreeing(self, group: list[int], value: int) -> list[int]:
+        """The eligible positions of ``group`` whose stored target fingerprint is ``value``."""
+        return [p for p in group if self._eligible[p] and int(self._target_hashes[p]) == value]
+
+    def _shared_source(self, source_id: str) -> int:
+        """The position of ``source_id`` among the links sharing its hash with another, or -1 when unlinked."""
+        for candidate in self._sources.shared.get(hash(source_id), ()):
+            if self.source_id(candidate) == source_id:
+                return candidate
+        return -1
+
+
+def _keys(records: Sequence[Record]) -> Int64s:
+    return np.fromiter((hash(r.id) for r in records), _I64, len(records))
