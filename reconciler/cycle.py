@@ -430,7 +430,7 @@ async def _read_page(
             reading.normalized.extend(rule.normalize(r, tables) for r in chunk)
         else:
             index, key, held = settle
-            done = index.settle(chunk, functools.partial(_source_fingerprint, key=key))
+            done = index.settle(chunk, functools.partial(agreement.source_fingerprint, key=key))
             reading.settled += done.settled
             reading.settled_mark = max(reading.settled_mark, done.settled_mark)
             reading.fingerprints.update(done.fingerprints)
@@ -444,10 +444,6 @@ async def _read_page(
                     reading.normalized.append(item)
         timer.add("normalize", t0)
     reading.fetched += len(page)
-
-
-def _source_fingerprint(record: Record, *, key: bytes) -> int:
-    return agreement.source_fingerprint(record, key)
 
 
 async def _read_incremental_extras(
@@ -488,11 +484,11 @@ class _FullSnapshot(msgspec.Struct):
 
 
 async def _full_snapshot(
-    rule: RuleLike, target: Connector, index: LinkIndex, key: bytes | None
+    rule: RuleLike, target: Connector, index: LinkIndex | None, key: bytes | None
 ) -> _FullSnapshot:
     """Stream the target collection once, keeping the compared fields of each record the filter admits.
 
-    With ``key`` (not ``--compare-all``), a record that is the target of an eligible link (active, not held,
+    With ``index`` and ``key`` (a full cycle, not ``--compare-all``), a record that is the target of an eligible link (active, not held,
     fingerprints known) and reads as when last in agreement (:meth:`LinkIndex.confirm_targets`) is not kept:
     its source will be settled if it reads the same too.
     """
@@ -508,7 +504,7 @@ async def _full_snapshot(
     async for page in target.stream(rule.target_collection):
         matched = [record for record in page if rule.target_matches(record)]
         size += len(matched)
-        if key is not None:
+        if index is not None and key is not None:
             matched = index.confirm_targets(matched, fingerprint)
         for record in matched:
             records[record.id] = _slim(record, keep)
@@ -546,7 +542,7 @@ async def _reread_agreed_targets(
     Such pairs are few (about the share of changed records), so they are read by id; when they are more than
     :data:`REREAD_BY_ID_SHARE` of the snapshot, the collection is streamed again instead.
     """
-    candidates = sorted({row.target_id for row in links.values()} - snapshot.records.keys())
+    candidates = list({row.target_id for row in links.values()} - snapshot.records.keys())
     wanted = {
         tid for tid, dropped in zip(candidates, index.maybe_dropped(candidates), strict=True) if dropped
     }
@@ -617,7 +613,7 @@ async def _targets(
     unlinked = [d for d in desired if d.source_id not in links]
     if len(unlinked) > FIND_ONE_BY_ONE_MAX:
         all_links = await store.links(rule.integration, rule.entity, compact=True)
-        snapshot = await _full_snapshot(rule, target, LinkIndexBuilder().build(), key=None)
+        snapshot = await _full_snapshot(rule, target, None, key=None)
         return snapshot.records, frozenset(row.target_id for row in all_links.values())
 
     wanted: list[str] = []

@@ -29,9 +29,7 @@ import numpy as np
 import numpy.typing as npt
 
 from reconciler.model import Record
-
-#: One link as the builder takes it: source id, target id, state, source fingerprint, target fingerprint.
-LinkColumns = tuple[str, str, str, int, int]
+from reconciler.state.store import LinkColumns
 
 _I64: Final = np.int64
 Int64s = npt.NDArray[np.int64]

@@ -48,6 +48,7 @@ from reconciler.state.store import (
     Commit,
     JournalEntry,
     JournalUpdate,
+    LinkColumns,
     LinkRow,
     LinkState,
     QuarantineRow,
@@ -375,7 +376,7 @@ class SqliteStateStore:
         self,
         integration: str,
         entity: str,
-        consume: Callable[[list[tuple[str, str, str, int, int]]], None],
+        consume: Callable[[list[LinkColumns]], None],
         *,
         chunk: int = 10_000,
     ) -> None:
@@ -385,7 +386,7 @@ class SqliteStateStore:
             with self._mapped(f"read links of {integration}/{entity}"):
                 async with db.execute(_SCAN_LINKS, (integration, entity)) as cursor:
                     while rows := await cursor.fetchmany(chunk):
-                        consume(cast("list[tuple[str, str, str, int, int]]", rows))
+                        consume(cast("list[LinkColumns]", rows))
 
     async def links_by_target(
         self, integration: str, entity: str, target_ids: Sequence[str]

@@ -122,6 +122,11 @@ class Commit(msgspec.Struct, frozen=True):
     """Other named cursors to save (name, value), e.g. the fingerprint of the lookup tables a cycle used."""
 
 
+#: One link as :meth:`StateStore.scan_links` hands it over: source id, target id, state, source fingerprint,
+#: target fingerprint.
+LinkColumns = tuple[str, str, str, int, int]
+
+
 class StateStore(Protocol):
     """What the engine needs from persistent state."""
 
@@ -144,7 +149,7 @@ class StateStore(Protocol):
         self,
         integration: str,
         entity: str,
-        consume: Callable[[list[tuple[str, str, str, int, int]]], None],
+        consume: Callable[[list[LinkColumns]], None],
         *,
         chunk: int = 10_000,
     ) -> None:

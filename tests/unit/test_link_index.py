@@ -6,8 +6,9 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reconciler.link_index import LinkColumns, LinkIndex, LinkIndexBuilder
+from reconciler.link_index import LinkIndex, LinkIndexBuilder
 from reconciler.model import Record
+from reconciler.state.store import LinkColumns
 
 
 def rec(rid: str, value: int = 0, updated_at: str = "") -> Record:
