@@ -28,6 +28,8 @@ import aiohttp
 import anyio
 import msgspec
 
+from benchmarks.rss import peak_rss_mb
+
 
 class Logged(msgspec.Struct):
     """One request as the sandbox logged it (plus the system it went to)."""
@@ -128,7 +130,7 @@ async def replay(requests: list[Logged], config: Path, concurrency: int) -> dict
         "rows": rows,
         "bytes": received,
         "statuses": {str(k): v for k, v in sorted(statuses.items())},
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_rss_mb": peak_rss_mb(),
         "cpu_s": _cpu() - cpu,
     }
 

@@ -19,7 +19,9 @@ from typing import Any
 import anyio
 import msgspec
 
+from benchmarks.rss import peak_rss_mb
 from reconciler import config as config_mod
+from reconciler import heap
 from reconciler.engine import Engine
 
 ACTION_KINDS = ("create", "link", "update", "inactivate", "delete", "skip", "quarantine")
@@ -69,7 +71,7 @@ async def _cycle(args: argparse.Namespace) -> dict[str, Any]:
         "actions": {k: sum(e.count(k) for e in plan.entities) for k in ACTION_KINDS},
         "failures": run.failures,
         "requests": requests,
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_rss_mb": peak_rss_mb(),
         "cpu_s": cpu,
     }
 
@@ -90,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--http", action="append", default=[], metavar="SYSTEM.KEY=VALUE")
     parser.add_argument("--profile", type=Path, help="write a pyinstrument HTML profile here")
     args = parser.parse_args(argv)
+    heap.fix_mmap_threshold()  # as the ``reconciler`` command does
     options = {"use_uvloop": True}
     if args.profile is None:
         result = anyio.run(_cycle, args, backend_options=options)

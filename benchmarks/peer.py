@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import resource
 import sys
 import time
 from collections.abc import Iterator
@@ -33,6 +32,8 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
+
+from benchmarks.rss import peak_rss_mb
 
 os.environ.setdefault("RUNTIME__DLTHUB_TELEMETRY", "false")
 os.environ.setdefault("RUNTIME__LOG_LEVEL", "WARNING")
@@ -114,7 +115,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "dlt_s": dlt_s,
         "steps": steps,
         "records_per_s": records / dlt_s if dlt_s else None,
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_rss_mb": peak_rss_mb(),
         "dlt_version": dlt.__version__,
     }
 

@@ -118,7 +118,8 @@ def markdown(run: dict[str, Any]) -> str:
             if meta.get("pinned")
             else ""
         )
-        + f"; engine HTTP concurrency {meta['concurrency']} per system.\n"
+        + f"; engine HTTP concurrency {meta['concurrency']} per system. Peak RSS is each process's own "
+        "(`VmHWM`; `ru_maxrss` would also count the benchmark driver's memory, see `benchmarks/rss.py`).\n"
     )
     if meta["world"] == "network":
         sizes = ", ".join(f"N = {s['n']:,} → {s['fetched']:,} OZmap boxes" for s in scales)
@@ -204,7 +205,10 @@ def _rest(out: list[str], run: dict[str, Any]) -> None:
     out.append(
         "Changes = source records edited since the last sync; fetched = records read (changes, the cursor's "
         "lag window, and up to 1,000 held — skipped or quarantined — records, re-checked least recently checked "
-        "first); OZmap requests include the OLT traces of those boxes (no whole-topology listing).\n"
+        "first); OZmap requests include the OLT traces of those boxes (no whole-topology listing). Each row is "
+        f"the fastest of {len(scales[0].get('incremental_attempts', [1])) if scales else 1} runs, the same "
+        "records edited anew before each (a single cycle of about a second varies by ±30% on this machine; all "
+        "runs are in the JSON).\n"
     )
     out.append(
         "| linked | changes | fetched | wall s | fetch | normalize | links | diff+plan | apply | commit | "

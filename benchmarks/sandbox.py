@@ -23,7 +23,6 @@ import base64
 import contextlib
 import gc
 import os
-import resource
 import signal
 import subprocess
 import sys
@@ -37,6 +36,8 @@ import aiohttp
 import anyio
 import msgspec
 from aiohttp import web
+
+from benchmarks.rss import peak_rss_mb
 
 World = Literal["network", "full"]
 
@@ -225,7 +226,7 @@ def _serve(scale: int, config: Path) -> int:
                 )
             sandboxes = Sandboxes(world, systems, creds)
             sandboxes.write_config(config)
-            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            peak = peak_rss_mb()
             boxes = len(oz_store.all("boxes"))
             print(
                 f"sandbox: network-only world seed=42 scale={scale}: {boxes} OZmap boxes, no clients; "

@@ -4,7 +4,8 @@ Per scale (one sandbox world each, see :mod:`benchmarks.sandbox`), in this order
 
 * *setup* — at the peer scale only, a dry-run full plan on the empty state store first (the engine's "first
   load" ingest + diff); then the **initial load**: a full sync into an IXC that already holds part of the boxes;
-* **3. incremental** — ``incremental_changes`` linked source records edited, then an incremental sync (cursor);
+* **3. incremental** — ``incremental_changes`` linked source records edited, then an incremental sync (cursor),
+  ``incremental_attempts`` times (the same records edited anew each time); the fastest is reported;
 * **2. full cycle, 1% changed** — 1% of the source records (chosen among the linked ones) edited, then a full
   sync, with the sandbox request logs cleared just before. The first full cycle after the load compares every
   pair and stores the fingerprints of those in agreement (``reconciler.agreement``); it is measured and reported
@@ -60,6 +61,7 @@ class Settings:
     workdir: Path
     changed_share: float = 0.01
     incremental_changes: int = 1000
+    incremental_attempts: int = 3
     concurrency: int = 8
     apply_scale: int | None = None
     apply_concurrency: tuple[int, ...] = (8, 32, 128)
@@ -248,21 +250,30 @@ def run_scale(settings: Settings, n: int, log: Log) -> dict[str, Any]:
             out["linked"] = len(linked)
             out["fetched"] = out["initial"]["fetched"]
             changes = min(settings.incremental_changes, len(linked))
-            log(f"  incremental: {changes:,} changes on {len(linked):,} linked …")
-            edit(sb, entity, pick(linked, changes, 0), "incremental")
-            anyio.run(sb.clear_logs)
-            incremental = measured(
-                sb,
-                cycle,
-                sb.config,
-                entity,
-                mode="auto",
-                apply=True,
-                profile=profile / f"incremental-{n}.html" if profile else None,
-            )
-            incremental["changed"] = changes
-            incremental["sandbox_requests"] = count_requests(logged(sb))
-            out["incremental"] = incremental
+            chosen = pick(linked, changes, 0)
+            runs: list[dict[str, Any]] = []
+            for attempt in range(1, settings.incremental_attempts + 1):
+                log(
+                    f"  incremental {attempt}/{settings.incremental_attempts}: {changes:,} changes on "
+                    f"{len(linked):,} linked …"
+                )
+                # the same records each time, edited anew: the next run's lag window holds nothing else
+                edit(sb, entity, chosen, f"incremental {attempt}")
+                anyio.run(sb.clear_logs)
+                incremental = measured(
+                    sb,
+                    cycle,
+                    sb.config,
+                    entity,
+                    mode="auto",
+                    apply=True,
+                    profile=profile / f"incremental-{n}.html" if profile and attempt == 1 else None,
+                )
+                incremental["changed"] = changes
+                incremental["sandbox_requests"] = count_requests(logged(sb))
+                runs.append(incremental)
+            out["incremental"] = min(runs, key=lambda r: r["wall"])
+            out["incremental_attempts"] = runs
 
             if peer_here:  # the snapshot the engine has just synced; the reload then sees exactly the 1% edit
                 out["peer_first"] = {}

@@ -18,7 +18,6 @@ Prints one JSON line with seconds and rows/s per step and the peak RSS.
 from __future__ import annotations
 
 import argparse
-import resource
 import sys
 import tempfile
 import time
@@ -28,6 +27,7 @@ from typing import Any
 import anyio
 import msgspec
 
+from benchmarks.rss import peak_rss_mb
 from reconciler.applying import COMMIT_BATCH
 from reconciler.state.sqlite import SqliteStateStore
 from reconciler.state.store import Commit, LinkRow
@@ -85,7 +85,7 @@ async def _run(rows: int, folder: Path) -> dict[str, Any]:
         result["incremental_read_rows"] = len(some)
     for step in ("insert", "upsert_batched", "diff"):
         result[f"{step}_rows_per_s"] = rows / result[f"{step}_s"]
-    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    result["peak_rss_mb"] = peak_rss_mb()
     return result
 
 

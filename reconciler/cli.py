@@ -17,7 +17,7 @@ from typing import Any
 
 import anyio
 
-from reconciler import __version__, report
+from reconciler import __version__, heap, report
 from reconciler import config as config_mod
 from reconciler.cycle import Mode
 from reconciler.errors import GuardTripped, ReconcilerError
@@ -27,6 +27,7 @@ EXIT_OK, EXIT_ERROR, EXIT_CHANGES, EXIT_GUARD = 0, 1, 2, 3
 
 
 def _run_async(fn: Callable[[], Coroutine[Any, Any, int]]) -> int:
+    heap.fix_mmap_threshold()
     try:
         import uvloop  # noqa: F401
     except ImportError:  # pragma: no cover - platform without uvloop

@@ -228,7 +228,7 @@ async def run_entity(
         # links and the target snapshot first: a pair read exactly as when last found in agreement is settled
         # while the source streams, without running the rule (see ``reconciler.agreement``)
         started = time.perf_counter()
-        held = {q.source_id for q in await store.quarantined(integration, entity)}
+        held = await store.held_ids(integration, entity)
         builder = LinkIndexBuilder(held)
         await store.scan_links(integration, entity, builder.add)
         index = builder.build()
@@ -355,16 +355,16 @@ async def run_entity(
     # Release only ids that are (or are about to be) quarantined: a full cycle would otherwise send one DELETE
     # per unchanged record (~1M at 1M records) to find the few thousand quarantined ones.
     if effective != "full":
-        held = {
+        held = frozenset(
             q.source_id for q in await store.quarantined(integration, entity, source_ids=succeeded_unchanged)
-        }
-    held.update(q.source_id for q in quarantine)
+        )
+    now_held = {q.source_id for q in quarantine}
     await store.commit(
         Commit(
             integration=integration,
             entity=entity,
             quarantine=quarantine,
-            release_quarantine=tuple(sid for sid in succeeded_unchanged if sid in held),
+            release_quarantine=tuple(sid for sid in succeeded_unchanged if sid in held or sid in now_held),
             refresh_links=_refreshed_links(
                 normalized,
                 links,

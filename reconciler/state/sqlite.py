@@ -124,6 +124,7 @@ _DELETE_QUARANTINE = "DELETE FROM quarantine WHERE integration = ? AND entity = 
 _QUARANTINE_OF = f"SELECT {_QUARANTINE_COLS} FROM quarantine WHERE integration = ? AND entity = ?"
 _SELECT_QUARANTINE = f"{_QUARANTINE_OF} ORDER BY at, source_id"
 _SELECT_QUARANTINE_OLDEST = f"{_SELECT_QUARANTINE} LIMIT ?"
+_QUARANTINED_IDS = "SELECT source_id FROM quarantine WHERE integration = ? AND entity = ?"
 _COUNT_QUARANTINE = "SELECT count(*) FROM quarantine WHERE integration = ? AND entity = ?"
 _INSERT_RUN = f"INSERT INTO runs ({_RUN_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?)"
 _FINISH_RUN = "UPDATE runs SET finished_at = ?, status = ?, summary = ? WHERE run_id = ?"
@@ -526,6 +527,17 @@ class SqliteStateStore:
         else:
             rows = await self._fetch(what, _SELECT_QUARANTINE, key)
         return [QuarantineRow(*row) for row in rows]
+
+    async def held_ids(self, integration: str, entity: str) -> frozenset[str]:
+        """The source ids of the held records, read a chunk at a time."""
+        held: set[str] = set()
+        db = self._conn()
+        async with self._turn():
+            with self._mapped(f"read quarantined ids of {integration}/{entity}"):
+                async with db.execute(_QUARANTINED_IDS, (integration, entity)) as cursor:
+                    while rows := await cursor.fetchmany(10_000):
+                        held.update(row[0] for row in rows)
+        return frozenset(held)
 
     async def quarantine_count(self, integration: str, entity: str) -> int:
         """How many records of an entity are quarantined."""

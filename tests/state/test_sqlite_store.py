@@ -433,9 +433,12 @@ async def test_quarantine_replaces_reason_and_releases(store: SqliteStateStore) 
         ("1", "no project", "run-2"),
     ]
     assert await store.quarantine_count(IG, EN) == 2
+    assert await store.held_ids(IG, EN) == {"1", "2"}
 
     await store.commit(Commit(IG, EN, release_quarantine=("1", "unknown")))
     assert [q.source_id for q in await store.quarantined(IG, EN)] == ["2"]
+    assert await store.held_ids(IG, EN) == {"2"}
+    assert await store.held_ids(IG, "clients") == frozenset()
     assert await store.quarantine_count(IG, "clients") == 0
 
 

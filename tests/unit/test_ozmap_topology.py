@@ -277,6 +277,14 @@ def test_every_answer_is_the_walk_from_that_fibre(
         assert topo.olt_for(service(question)) is answer, question
     page = [None, *(service(q) for q in questions), ServiceSplitterView(id="no-input")]
     assert all(got is want for got, want in zip(topo.olts_for(page), [None, *expected, None], strict=True))
+    # built with a key most fibres share, the chains are resolved on strings all the same
+    builder = TopologyBuilder(key=lambda f: len(f) % 2)
+    builder.add_network_splitters(splitters)
+    builder.add_pons(pons)
+    builder.add_slots(slots)
+    builder.add_olts(olts)
+    shared = builder.build()
+    assert all(got is want for got, want in zip(shared.olts_for(page), [None, *expected, None], strict=True))
 
 
 OLT2 = OltView(id="olt2", name="OLT-2", ip="10.0.0.2")

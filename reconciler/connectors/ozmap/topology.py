@@ -86,7 +86,7 @@ class Topology:
     def __init__(
         self,
         *,
-        blob: bytes,
+        blob: bytes | bytearray,
         offsets: Ints,
         keys: Ints,
         answers: Ints,
@@ -232,15 +232,23 @@ _BEYOND = MAX_DEPTH + 1
 class TopologyBuilder:
     """Collects the listings in any order (each listing in its own order) and resolves every chain in :meth:`build`.
 
-    Of a network splitter it keeps only its first input fibre and its list of output fibres; PONs, slots and
-    OLTs (a few per thousand boxes) are kept whole until the build.
+    Of a network splitter it keeps only its first input fibre and, packed as they arrive, its output fibres: a
+    page's outputs in one UTF-8 string, with per fibre its length, its key (``hash``) and the splitter listing it,
+    ~40 bytes a fibre rather than a string object in a list. PONs, slots and OLTs (a few per thousand boxes) are
+    kept whole until the build. ``key``: the fibre's 64-bit hash; only a test passes another.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, key: Callable[[str], int] = hash) -> None:
+        self._key = key
         self._pons: list[PonView] = []
         self._slots: list[SlotView] = []
         self._olts: list[OltView] = []
-        self._splitters: list[tuple[str | None, list[str | None]]] = []
+        self._inputs: list[str | None] = []
+        """Per network splitter with an output fibre, in listing order: its first input fibre."""
+        self._texts: list[bytes] = []
+        self._lengths: list[Ints] = []
+        self._keys: list[Ints] = []
+        self._owners: list[Ints] = []
 
     def add_pons(self, rows: Iterable[PonView]) -> None:
         self._pons.extend(rows)
@@ -252,27 +260,61 @@ class TopologyBuilder:
         self._olts.extend(rows)
 
     def add_network_splitters(self, rows: Iterable[NetworkSplitterView]) -> None:
-        keep = self._splitters.append
+        inputs = self._inputs
+        outputs: list[str] = []
+        owners: list[int] = []
         for splitter in rows:
             fibres = splitter.connectables
-            if not splitter.is_drop and fibres is not None and fibres.output:
-                keep((fibres.input[0] if fibres.input else None, fibres.output))
+            if splitter.is_drop or fibres is None:
+                continue
+            listed = [f for f in fibres.output if f]  # an output with no fibre leads nowhere
+            if listed:
+                owners.extend([len(inputs)] * len(listed))
+                outputs.extend(listed)
+                inputs.append(fibres.input[0] if fibres.input else None)
+        if outputs:
+            self._add_fibres(outputs)
+            self._owners.append(np.array(owners, np.int32))
+
+    def _add_fibres(self, fibres: Sequence[str]) -> None:
+        text = "".join(fibres).encode()
+        self._texts.append(text)
+        self._lengths.append(_utf8_lengths(fibres, len(text)).astype(np.int32))
+        self._keys.append(np.fromiter(map(self._key, fibres), _I64, len(fibres)))
 
     def build(self) -> Topology:
         """Resolve every chain once. Same answers as walking up from each fibre (see :meth:`_resolve`).
 
         The builder is left empty."""
         at_pon = self._pon_fibres()
-        olt_of_splitter = self._resolve(at_pon)
-        answers: dict[str | None, OltView | None] = {}
-        for (_, outputs), olt in zip(self._splitters, olt_of_splitter, strict=True):
-            answers.update(dict.fromkeys(outputs, olt))  # a later splitter listing the same fibre wins
-        answers.pop(None, None)  # an output with no fibre
-        answers.pop("", None)
-        answers.update(at_pon)  # a PON fibre is answered by its PON, whatever splitter lists it too
-        self._pons, self._slots, self._olts, self._splitters = [], [], [], []  # the index holds what it needs
-        del at_pon, olt_of_splitter
-        return Topology.of(cast(dict[str, OltView | None], answers))
+        pon_fibres = list(at_pon)
+        self._add_fibres(
+            pon_fibres
+        )  # after every output: a PON fibre is answered by its PON, whatever lists it
+        del pon_fibres
+        fibres = _Fibres.join(self._texts, self._lengths, self._keys)
+        owners = np.concatenate(self._owners) if self._owners else np.zeros(0, np.int32)
+        self._owners = []
+        # (a fibre walked through is no PON fibre, so the entry found for it is an output, with an owner)
+        olt_of_splitter = self._resolve(at_pon, fibres, owners)
+        self._inputs, self._pons, self._slots, self._olts = [], [], [], []  # the index holds what it needs
+        # the OLTs answered, each once (by identity: an answer is the very object listed), and -1 for None
+        distinct = {id(olt): olt for olt in (*olt_of_splitter, *at_pon.values()) if olt is not None}
+        olts = list(distinct.values())
+        place_of = {key: place for place, key in enumerate(distinct)}
+        place_of[id(None)] = -1
+        splitter_places = np.fromiter(
+            (place_of[id(o)] for o in olt_of_splitter), np.int32, len(olt_of_splitter)
+        )
+        del olt_of_splitter
+        places = np.concatenate(
+            [
+                splitter_places[owners],
+                np.fromiter((place_of[id(o)] for o in at_pon.values()), np.int32, len(at_pon)),
+            ]
+        )
+        del owners, splitter_places, at_pon
+        return fibres.index(places, olts, self._key)
 
     def _pon_fibres(self) -> dict[str, OltView | None]:
         """Every PON fibre → the OLT of its PON's slot (None: slot or OLT unknown); a later PON wins a fibre."""
@@ -289,7 +331,9 @@ class TopologyBuilder:
             at_pon.update((f, olt_of_pon) for f in pon.connectables if f)
         return at_pon
 
-    def _resolve(self, at_pon: dict[str, OltView | None]) -> list[OltView | None]:
+    def _resolve(
+        self, at_pon: dict[str, OltView | None], outputs: _Fibres, owners: Ints
+    ) -> list[OltView | None]:
         """The OLT each network splitter's output fibres lead to.
 
         Walking up from an output fibre of splitter S: S's first input is a PON fibre (found, 1 hop), or the
@@ -298,18 +342,19 @@ class TopologyBuilder:
         that cycles never meets a PON fibre, so running into the depth limit answers it as a revisit would.
         Each splitter's hop count is kept, so a chain is walked once for all the splitters on it.
         """
-        splitters = self._splitters
-        inputs = [first for first, _ in splitters]
-        #: fibres entering a network splitter that are not PON fibres: the only ones walked through
-        through: set[str | None] = {f for f in inputs if f and f not in at_pon}
-        upstream: dict[str | None, int] = {}
-        for n, (_, outputs) in enumerate(splitters):
-            for f in outputs:
-                if f in through:
-                    upstream[f] = n  # a later splitter listing the same fibre wins
-        hops = [_UNKNOWN] * len(splitters)
-        olt: list[OltView | None] = [None] * len(splitters)
-        for start in range(len(splitters)):
+        inputs = self._inputs
+        # fibres entering a network splitter that are not PON fibres: the only ones walked through, each to the
+        # splitter listing it as an output (the last listed, when several do)
+        through = sorted({f for f in inputs if f and f not in at_pon})
+        upstream: dict[str | None, int] = {
+            fibre: int(owners[at])
+            for fibre, at in zip(through, outputs.last_of(through, self._key), strict=True)
+            if at >= 0
+        }
+        del through
+        hops = [_UNKNOWN] * len(inputs)
+        olt: list[OltView | None] = [None] * len(inputs)
+        for start in range(len(inputs)):
             if hops[start] != _UNKNOWN:
                 continue
             path = [start]
@@ -338,3 +383,97 @@ class TopologyBuilder:
                 hops[n] = distance
                 olt[n] = found if distance <= MAX_DEPTH else None
         return olt
+
+
+class _Fibres:
+    """Fibre ids packed in listing order: their UTF-8 text cut by ``offsets``, and their keys (64-bit hashes)."""
+
+    def __init__(self, text: bytes | bytearray, offsets: Ints, keys: Ints) -> None:
+        self.text = text
+        self.offsets = offsets
+        self.keys = keys
+
+    @classmethod
+    def join(cls, texts: list[bytes], lengths: list[Ints], keys: list[Ints]) -> _Fibres:
+        """Pages of fibres (each page's text, byte lengths and keys), one after the other; the lists are emptied
+        as they are copied."""
+        every = np.concatenate(lengths) if lengths else np.zeros(0, _I64)
+        lengths.clear()
+        offsets = np.zeros(len(every) + 1, _I64)
+        np.cumsum(every, out=offsets[1:])
+        del every
+        text = bytearray()
+        for n, page in enumerate(texts):
+            text += page
+            texts[n] = b""
+        texts.clear()
+        joined_keys = np.concatenate(keys) if keys else np.zeros(0, _I64)
+        keys.clear()
+        return cls(text, offsets, joined_keys)
+
+    def last_of(self, wanted: Sequence[str], key: Callable[[str], int]) -> list[int]:
+        """Per wanted fibre, the position of the last one equal to it (-1: none)."""
+        order = np.argsort(self.keys, kind="stable")
+        keys = self.keys[order]
+        asked = np.fromiter(map(key, wanted), _I64, len(wanted))
+        low = np.searchsorted(keys, asked, "left").tolist()
+        high = np.searchsorted(keys, asked, "right").tolist()
+        del keys, asked
+        text, offsets = self.text, self.offsets
+        found: list[int] = []
+        for fibre, a, b in zip(wanted, low, high, strict=True):
+            encoded, at = fibre.encode(), -1
+            for p in reversed(order[a:b].tolist()):  # the same key, the last listed first
+                if text[offsets[p] : offsets[p + 1]] == encoded:
+                    at = p
+                    break
+            found.append(at)
+        return found
+
+    def index(self, places: Ints, olts: Sequence[OltView], key: Callable[[str], int]) -> Topology:
+        """The :class:`Topology` where fibre ``n`` leads to ``olts[places[n]]`` (-1: nowhere, left out). A fibre
+        listed more than once is answered by its last entry."""
+        order = np.argsort(self.keys, kind="stable")
+        keys = self.keys[order]
+        text, offsets = self.text, self.offsets
+        superseded = np.zeros(len(order), np.bool_)
+        same = np.flatnonzero(
+            keys[1:] == keys[:-1]
+        ).tolist()  # runs of one key: the same fibre, or a collision
+        run_end = -1
+        for i in same:
+            if i <= run_end:
+                continue
+            run_end = i + 1
+            while run_end + 1 < len(keys) and keys[run_end + 1] == keys[i]:
+                run_end += 1
+            last: dict[bytes, int] = {}
+            for p in order[i : run_end + 1].tolist():  # in listing order: the sort is stable
+                fibre = bytes(text[offsets[p] : offsets[p + 1]])
+                if (before := last.get(fibre)) is not None:
+                    superseded[before] = True
+                last[fibre] = p
+        kept = (places[order] >= 0) & ~superseded[order]
+        del superseded
+        order, keys = order[kept], keys[kept]
+        small: type[np.signedinteger[Any]] = np.int16 if len(olts) < 2**15 else np.int32
+        answers: Ints = places[order].astype(small)
+        starts, ends = offsets[order], offsets[order + 1]
+        del order, kept
+        lengths = ends - starts
+        blob = bytearray(int(lengths.sum()))
+        at = 0
+        for c in range(0, len(starts), _PIECE):  # the text in key order, a slice of fibres at a time
+            cut = zip(starts[c : c + _PIECE].tolist(), ends[c : c + _PIECE].tolist(), strict=True)
+            piece = b"".join([text[a:b] for a, b in cut])
+            blob[at : at + len(piece)] = piece
+            at += len(piece)
+        del starts, ends
+        wide: type[np.signedinteger[Any]] = np.int32 if len(blob) < 2**31 else _I64
+        packed: Ints = np.zeros(len(lengths) + 1, wide)
+        np.cumsum(lengths, out=packed[1:])
+        return Topology(blob=blob, offsets=packed, keys=keys, answers=answers, olts=olts, key=key)
+
+
+#: Fibres copied at a time when the index text is put in key order.
+_PIECE = 65_536
