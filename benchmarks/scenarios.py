@@ -166,11 +166,18 @@ def pick(ids: Sequence[str], count: int, offset: int) -> list[str]:
     return chosen if len(chosen) == count else list(ids[:count])
 
 
-def edit(sb: Sandbox, entity: BenchEntity, ids: Sequence[str], tag: str) -> float:
-    """Edit ``ids`` in the source sandbox like a user would; returns the seconds it took."""
+def edit(sb: Sandbox, entity: BenchEntity, ids: Sequence[str], tag: str, start: int = 0) -> float:
+    """Edit ``ids`` in the source sandbox like a user would; returns the seconds it took.
+
+    Record ``k`` of ``ids`` gets the entity's edit number ``start + k``: edits of the same records with another
+    ``start`` change them again (an edit may depend on its number only, as a moved client's coordinates do)."""
     started = time.perf_counter()
     anyio.run(
-        sb.edit, entity.source_system, entity.source_collection, ids, lambda n, _id: entity.edit(tag, n)
+        sb.edit,
+        entity.source_system,
+        entity.source_collection,
+        ids,
+        lambda n, _id: entity.edit(tag, start + n),
     )
     return time.perf_counter() - started
 
@@ -258,7 +265,7 @@ def run_scale(settings: Settings, n: int, log: Log) -> dict[str, Any]:
                     f"{len(linked):,} linked …"
                 )
                 # the same records each time, edited anew: the next run's lag window holds nothing else
-                edit(sb, entity, chosen, f"incremental {attempt}")
+                edit(sb, entity, chosen, f"incremental {attempt}", start=(attempt - 1) * len(chosen))
                 anyio.run(sb.clear_logs)
                 incremental = measured(
                     sb,
