@@ -114,26 +114,12 @@ class Topology:
         olts = [olt for olt in distinct.values() if olt is not None]
         place_of = {id(olt): place for place, olt in enumerate(olts)}
         place_of[id(None)] = -1
-        n = len(olt_of_fibre)
-        places = np.fromiter(map(place_of.__getitem__, map(id, values)), _I64, n)
-        fibres = list(olt_of_fibre)
-        keys = np.fromiter(map(key, fibres), _I64, n)
-        kept = np.flatnonzero((places >= 0) & (np.fromiter(map(len, fibres), _I64, n) > 0))
-        order = kept[np.argsort(keys[kept], kind="stable")]
-        del kept
-        keys = keys[order]
-        small: type[np.signedinteger[Any]] = np.int16 if len(olts) < 2**15 else np.int32
-        answers: Ints = places[order].astype(small)
-        del places
-        in_order = list(map(fibres.__getitem__, order.tolist()))
-        del fibres, order
-        blob = "".join(in_order).encode()
-        lengths = _utf8_lengths(in_order, len(blob))
-        del in_order
-        wide: type[np.signedinteger[Any]] = np.int32 if len(blob) < 2**31 else _I64
-        offsets: Ints = np.zeros(len(lengths) + 1, wide)
-        np.cumsum(lengths, out=offsets[1:])
-        return cls(blob=blob, offsets=offsets, keys=keys, answers=answers, olts=olts, key=key)
+        fibres = [fibre for fibre in olt_of_fibre if fibre]
+        places = np.fromiter((place_of[id(olt_of_fibre[f])] for f in fibres), np.int32, len(fibres))
+        text = "".join(fibres).encode()
+        lengths = _utf8_lengths(fibres, len(text))
+        packed = _Fibres.join([text], [lengths], [np.fromiter(map(key, fibres), _I64, len(fibres))])
+        return packed.index(places, olts, key)
 
     def __len__(self) -> int:
         """How many fibres lead to an OLT."""
@@ -288,9 +274,8 @@ class TopologyBuilder:
         The builder is left empty."""
         at_pon = self._pon_fibres()
         pon_fibres = list(at_pon)
-        self._add_fibres(
-            pon_fibres
-        )  # after every output: a PON fibre is answered by its PON, whatever lists it
+        # after every output: a PON fibre is answered by its PON, whatever lists it too
+        self._add_fibres(pon_fibres)
         del pon_fibres
         fibres = _Fibres.join(self._texts, self._lengths, self._keys)
         owners = np.concatenate(self._owners) if self._owners else np.zeros(0, np.int32)
@@ -437,9 +422,8 @@ class _Fibres:
         keys = self.keys[order]
         text, offsets = self.text, self.offsets
         superseded = np.zeros(len(order), np.bool_)
-        same = np.flatnonzero(
-            keys[1:] == keys[:-1]
-        ).tolist()  # runs of one key: the same fibre, or a collision
+        # runs of one key: the same fibre listed again, or fibres sharing a hash
+        same = np.flatnonzero(keys[1:] == keys[:-1]).tolist()
         run_end = -1
         for i in same:
             if i <= run_end:
