@@ -488,9 +488,9 @@ async def _full_snapshot(
 ) -> _FullSnapshot:
     """Stream the target collection once, keeping the compared fields of each record the filter admits.
 
-    With ``index`` and ``key`` (a full cycle, not ``--compare-all``), a record that is the target of an eligible link (active, not held,
-    fingerprints known) and reads as when last in agreement (:meth:`LinkIndex.confirm_targets`) is not kept:
-    its source will be settled if it reads the same too.
+    With ``index`` and ``key`` (a full cycle, not ``--compare-all``), a record that is the target of an eligible
+    link (active, not held, fingerprints known) and reads as when last in agreement
+    (:meth:`LinkIndex.confirm_targets`) is not kept: its source will be settled if it reads the same too.
     """
     records: dict[str, Record] = {}
     keep = _compared_fields(rule)

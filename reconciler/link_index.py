@@ -13,8 +13,8 @@ its id, target id and hash strings, the dict entry); this index holds what settl
 
 A source id is matched exactly (its string is compared, and the rare ids sharing a hash are resolved one by
 one). A target id is matched by hash only, which is safe where it is used: a target is taken as agreed only if
-its own 64-bit fingerprint also equals the one stored on the link, and :meth:`LinkIndex.maybe_linked` /
-:meth:`LinkIndex.maybe_dropped` are answers to verify or over-approximations that cost one extra read at most.
+its own 64-bit fingerprint also equals the one stored on the link, and :meth:`LinkIndex.maybe_dropped` is an
+over-approximation that costs one extra read at most.
 
 Pure: built from rows a store reads (:meth:`LinkIndexBuilder.add`), no I/O.
 """
@@ -262,13 +262,6 @@ class LinkIndex:
 
     def unsettled(self) -> int:
         return len(self) - int(np.count_nonzero(self._settled))
-
-    def maybe_linked(self, target_ids: Sequence[str]) -> list[bool]:
-        """Per target id: False when no link has it; True when some link may (verify before relying on it)."""
-        if not len(self):
-            return [False] * len(target_ids)
-        hits, _ = self._targets.find(np.fromiter(map(hash, target_ids), _I64, len(target_ids)))
-        return list(hits.tolist())
 
     def maybe_dropped(self, target_ids: Sequence[str]) -> list[bool]:
         """Per target id: whether a link with (a target id of) its hash was confirmed, so the snapshot dropped it

@@ -11,9 +11,10 @@ Project names and the topology index are listed once per stream, lazily, and sha
 (:class:`Shared`). A full stream lists the whole topology (PONs, slots, OLTs, network splitters) once, each page
 folded into the index (:class:`~.topology.TopologyBuilder`) as it arrives. An incremental stream or a read by id
 (a few hundred changed boxes of a million) instead *traces* only the chains of its own splitters, hop by hop,
-with ``in`` filters on the fibre arrays — so its cost follows the changes, not the size of the network. [assume: ``in`` on an array field matches when any element is in the list, as in the
-MongoDB behind the API; the sandbox implements it so.] Past :data:`TRACE_MAX` fibres a stream lists the whole
-topology after all. Nothing here decides what a record means: :mod:`.mapping` builds the records.
+with ``in`` filters on the fibre arrays — so its cost follows the changes, not the size of the network.
+[assume: ``in`` on an array field matches when any element is in the list, as in the MongoDB behind the API;
+the sandbox implements it so.] Past :data:`TRACE_MAX` fibres a stream lists the whole topology after all.
+Nothing here decides what a record means: :mod:`.mapping` builds the records.
 """
 
 from __future__ import annotations
