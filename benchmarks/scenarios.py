@@ -61,7 +61,7 @@ class Settings:
     workdir: Path
     changed_share: float = 0.01
     incremental_changes: int = 1000
-    incremental_attempts: int = 3
+    incremental_attempts: int = 5
     concurrency: int = 8
     apply_scale: int | None = None
     apply_concurrency: tuple[int, ...] = (8, 32, 128)

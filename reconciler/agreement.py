@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import functools
 import hashlib
-from collections.abc import Iterable, Sequence
+import operator
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -50,10 +51,7 @@ def basis(rule_fingerprint: bytes, lookups_fingerprint: str) -> bytes:
 
 def source_fingerprint(record: Record, key: bytes) -> int:
     """The fingerprint of everything the rule may read of ``record`` (its fields and its problem, if any)."""
-    data = _encoder.encode(record.fields)
-    if record.problem:
-        data += record.problem.encode()
-    return _digest(data, key)
+    return source_fingerprinter(key)(record)
 
 
 def target_fingerprint(fields: Fields, names: Sequence[str], key: bytes) -> int:
@@ -61,7 +59,37 @@ def target_fingerprint(fields: Fields, names: Sequence[str], key: bytes) -> int:
 
     An absent field counts as ``None``: the plan reads it that way too.
     """
-    return _digest(_encoder.encode([fields.get(name) for name in names]), key)
+    return target_fingerprinter(names, key)(fields)
+
+
+def source_fingerprinter(key: bytes) -> Callable[[Record], int]:
+    """:func:`source_fingerprint` with ``key`` bound (the per-record call of a full cycle, made once)."""
+    keyed, encode = _keyed(key), _encoder.encode
+
+    def fingerprint(record: Record) -> int:
+        data = encode(record.fields)
+        if record.problem:
+            data += record.problem.encode()
+        return _digest(keyed, data)
+
+    return fingerprint
+
+
+def target_fingerprinter(names: Sequence[str], key: bytes) -> Callable[[Fields], int]:
+    """:func:`target_fingerprint` with ``names`` and ``key`` bound (the per-record call of a full cycle)."""
+    keyed, encode, names = _keyed(key), _encoder.encode, tuple(names)
+    # the fields as a tuple when the record has them all (a JSON array either way: the same bytes as a list)
+    pick = operator.itemgetter(*names) if len(names) > 1 else None
+
+    def fingerprint(fields: Fields) -> int:
+        if pick is not None:
+            try:
+                return _digest(keyed, encode(pick(fields)))
+            except KeyError:
+                pass
+        return _digest(keyed, encode([fields.get(name) for name in names]))
+
+    return fingerprint
 
 
 def rule_digest(parts: Iterable[object]) -> bytes:
@@ -72,8 +100,8 @@ def rule_digest(parts: Iterable[object]) -> bytes:
     return digest.digest()
 
 
-def _digest(data: bytes, key: bytes) -> int:
-    hasher = _keyed(key).copy()  # copying a keyed state skips the key's compression round
+def _digest(keyed: Any, data: bytes) -> int:
+    hasher = keyed.copy()  # copying a keyed state skips the key's compression round
     hasher.update(data)
     value = int.from_bytes(hasher.digest(), "little", signed=True)
     return value or 1  # 0 is UNKNOWN

@@ -17,7 +17,6 @@ size of the backlog, and every held record is still re-checked in turn.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import time
 from collections.abc import Callable, Collection, Mapping, Sequence
@@ -238,8 +237,9 @@ async def run_entity(
         timer.add("fetch_targets", started)
         targets = snapshot.records
         started = time.perf_counter()
+        settling = (index, agreement.source_fingerprinter(key), held)
         async for page in source.stream(rule.source_collection):
-            await _read_page(rule, page, tables, reading, timer, settle=(index, key, held))
+            await _read_page(rule, page, tables, reading, timer, settle=settling)
             if progress is not None:
                 progress(f"{integration}/{entity}: fetched", reading.fetched)
         timer.add("fetch", started)
@@ -403,7 +403,7 @@ class _Reading:
         """Source fingerprints of the linked records that were normalised, to store when found in agreement."""
 
 
-_Settle = tuple[LinkIndex, bytes, Collection[str]]
+_Settle = tuple[LinkIndex, Callable[[Record], int], Collection[str]]
 
 
 async def _read_page(
@@ -416,8 +416,8 @@ async def _read_page(
 ) -> None:
     """Normalise one page in slices (yielding to the event loop in between).
 
-    ``settle`` (full cycles: the links' index, with the targets confirmed unchanged, the fingerprint key and the
-    held source ids): a linked record whose target was confirmed and whose own fingerprint equals the link's is
+    ``settle`` (full cycles: the links' index, with the targets confirmed unchanged, the source fingerprint
+    function and the held source ids): a linked record whose target was confirmed and whose own fingerprint equals the link's is
     settled instead of normalised (:meth:`LinkIndex.settle`); an unlinked, unheld record the rule filters out is
     only counted (:attr:`_Reading.filtered`).
     """
@@ -429,8 +429,8 @@ async def _read_page(
         if settle is None:
             reading.normalized.extend(rule.normalize(r, tables) for r in chunk)
         else:
-            index, key, held = settle
-            done = index.settle(chunk, functools.partial(agreement.source_fingerprint, key=key))
+            index, fingerprint, held = settle
+            done = index.settle(chunk, fingerprint)
             reading.settled += done.settled
             reading.settled_mark = max(reading.settled_mark, done.settled_mark)
             reading.fingerprints.update(done.fingerprints)
@@ -495,11 +495,12 @@ async def _full_snapshot(
     records: dict[str, Record] = {}
     keep = _compared_fields(rule)
     size = 0
+    of_fields = agreement.target_fingerprinter(keep, key) if key is not None else None
 
     def fingerprint(record: Record) -> int:
-        if record.problem or key is None:
+        if record.problem or of_fields is None:
             return agreement.UNKNOWN  # never stored on an eligible link: never confirmed
-        return agreement.target_fingerprint(record.fields, keep, key)
+        return of_fields(record.fields)
 
     async for page in target.stream(rule.target_collection):
         matched = [record for record in page if rule.target_matches(record)]
@@ -705,6 +706,7 @@ def _refreshed_links(
     """
     acted = {a.source_id for a in plan.actions}
     rows = []
+    of_target = agreement.target_fingerprinter(agreed[2], agreed[3]) if agreed is not None else None
     for n in normalized:
         if not isinstance(n, Desired) or n.source_id in acted or n.source_id in failed:
             continue
@@ -712,12 +714,12 @@ def _refreshed_links(
         if link is None:
             continue
         hashes = (link.source_hash, link.target_hash)
-        if agreed is not None and link.state == "active":
-            fingerprints, targets, keep, key = agreed
+        if agreed is not None and of_target is not None and link.state == "active":
+            fingerprints, targets = agreed[0], agreed[1]
             source_hash = fingerprints.get(n.source_id, agreement.UNKNOWN)
             target = targets.get(link.target_id)
             if source_hash != agreement.UNKNOWN and target is not None and not target.problem:
-                hashes = (source_hash, agreement.target_fingerprint(target.fields, keep, key))
+                hashes = (source_hash, of_target(target.fields))
         stale = link.content_hash != n.content_hash
         if stale or hashes != (link.source_hash, link.target_hash):
             rows.append(

@@ -5,8 +5,9 @@ be *settled* (:mod:`reconciler.agreement`). As a ``dict[str, LinkRow]`` that cos
 its id, target id and hash strings, the dict entry); this index holds what settling needs in ~70:
 
 - each link's source id, once, in one string (``_blob``) cut by an offsets array;
-- the links sorted by ``hash(source id)`` and by ``hash(target id)`` (Python's own 64-bit string hash, fixed for
-  the life of the process, which is all the index lives), searched a page at a time with ``numpy.searchsorted``;
+- the links' positions by ``hash(source id)`` and by ``hash(target id)`` (Python's own 64-bit string hash, fixed
+  for the life of the process, which is all the index lives), in two :class:`~reconciler.hashtable.KeyTable`,
+  looked up a page at a time;
 - per link: the stored source and target fingerprints, whether the pair may be settled at all (*eligible*:
   active, both fingerprints known, source not held), and two flags filled in as the cycle reads — its target read
   as when last in agreement (*agreed*), its source too (*settled*).
@@ -28,6 +29,7 @@ import msgspec
 import numpy as np
 import numpy.typing as npt
 
+from reconciler import hashtable
 from reconciler.model import Record
 from reconciler.state.store import LinkColumns
 
@@ -45,6 +47,8 @@ def _narrow(values: npt.NDArray[Any]) -> Indexes:
 
 
 Bools = npt.NDArray[np.bool_]
+#: Most a link index's key tables are filled (the 806k links of 1M boxes fit 2^20 slots: 12 MB a table).
+_LOAD: Final = (7, 8)
 
 
 class Settling(msgspec.Struct):
@@ -124,28 +128,29 @@ class LinkIndexBuilder:
         )
 
 
-class _Sorted:
-    """Positions (0..n-1) sorted by a 64-bit key; keys shared by several positions listed aside."""
+class _Keyed:
+    """Positions (0..n-1) found by a 64-bit key in a :class:`~reconciler.hashtable.KeyTable`; keys shared by
+    several positions listed aside."""
 
     def __init__(self, keys: Int64s) -> None:
-        order = np.argsort(keys, kind="stable")
-        self.keys: Int64s = keys[order]
-        self.positions: Indexes = _narrow(order)
-        self.shared: dict[int, list[int]] = {}
-        """Key → every position with it, for the keys more than one position has (rare)."""
-        repeated = np.flatnonzero(self.keys[1:] == self.keys[:-1])
-        for i in repeated.tolist():
-            key = int(self.keys[i])
-            if key not in self.shared:
-                self.shared[key] = self.positions[self.keys == key].tolist()
+        keys = hashtable.stored(keys)
+        unique, first, counts = np.unique(keys, return_index=True, return_counts=True)
+        self._table = hashtable.KeyTable(hashtable.slots_for(len(unique), _LOAD), values=np.int32)
+        self._table.insert(unique, first)
+        self.shared: dict[int, list[int]] = {
+            key: np.flatnonzero(keys == key).tolist() for key in unique[counts > 1].tolist()
+        }
+        """Key (as stored: see :meth:`group`) → every position with it, for the keys more than one position has
+        (rare)."""
 
     def find(self, keys: Int64s) -> tuple[Bools, Indexes]:
-        """Per key: whether some position has it, and the first such position (meaningless without a hit).
+        """Per key: whether some position has it, and the first such position (0 without a hit)."""
+        hits, at = self._table.find(hashtable.stored(keys))
+        return hits, at
 
-        Not for an empty index."""
-        at = np.searchsorted(self.keys, keys)
-        np.minimum(at, len(self.keys) - 1, out=at)
-        return self.keys[at] == keys, self.positions[at]
+    def group(self, key: int) -> list[int] | None:
+        """Every position with ``key`` when several have it, else None."""
+        return self.shared.get(key or 1) if self.shared else None
 
 
 class LinkIndex:
@@ -164,8 +169,8 @@ class LinkIndex:
     ) -> None:
         self._blob = blob
         self._offsets = offsets
-        self._sources = _Sorted(source_keys)
-        self._targets = _Sorted(target_keys)
+        self._sources = _Keyed(source_keys)
+        self._targets = _Keyed(target_keys)
         self._source_hashes = source_hashes
         self._target_hashes = target_hashes
         self._eligible = eligible
@@ -197,7 +202,7 @@ class LinkIndex:
         rows = zip(records, hits.tolist(), at.tolist(), eligible, stored, strict=True)
         for record, hit, position, ok, expected in rows:
             if hit:
-                if shared and (group := shared.get(hash(record.id))) is not None:
+                if shared and (group := self._targets.group(hash(record.id))) is not None:
                     found = self._agreeing(group, fingerprint(record)) if self._eligible[group].any() else []
                 else:
                     found = [position] if ok and fingerprint(record) == expected else []
@@ -272,7 +277,7 @@ class LinkIndex:
         shared = self._targets.shared
         out: list[bool] = []
         for tid, hit, agreed in zip(target_ids, hits.tolist(), self._agreed[at].tolist(), strict=True):
-            if hit and shared and (group := shared.get(hash(tid))) is not None:
+            if hit and shared and (group := self._targets.group(hash(tid))) is not None:
                 agreed = bool(self._agreed[group].any())
             out.append(bool(hit and agreed))
         return out
@@ -283,7 +288,7 @@ class LinkIndex:
 
     def _shared_source(self, source_id: str) -> int:
         """The position of ``source_id`` among the links sharing its hash with another, or -1 when unlinked."""
-        for candidate in self._sources.shared.get(hash(source_id), ()):
+        for candidate in self._sources.group(hash(source_id)) or ():
             if self.source_id(candidate) == source_id:
                 return candidate
         return -1
