@@ -1,13 +1,13 @@
 """An open-addressing table of 64-bit keys, probed a batch at a time with numpy.
 
-Listings and link indexes look up a page of ids (their 64-bit string hashes) at a time in tables of up to a
-million entries. A sorted array searched with ``numpy.searchsorted`` costs ~20 dependent memory reads a key
+The link index looks up a page of ids (their 64-bit string hashes) at a time in tables of up to a million
+entries. A sorted array searched with ``numpy.searchsorted`` costs ~20 dependent memory reads a key
 (the last ~8 of them cache misses at a million keys); one-slot-at-a-time linear probing costs a dozen vector
 rounds a page. This table probes a *window* of :data:`WINDOW` consecutive slots per key in each vector round
 (one or two cache lines), so a page takes one or two rounds and a key about one cache miss.
 
 Linear probing, no deletion. 0 marks an empty slot, so a key 0 is stored as 1 (two keys then share it, which
-callers that match by hash already allow for: see :class:`KeyTable`). Pure: no I/O.
+callers that match by hash already allow for, as the link index's shared keys do). Pure: no I/O.
 """
 
 from __future__ import annotations

@@ -137,16 +137,18 @@ class _Keyed:
         unique, first, counts = np.unique(keys, return_index=True, return_counts=True)
         self._table = hashtable.KeyTable(hashtable.slots_for(len(unique), _LOAD), values=np.int32)
         self._table.insert(unique, first)
-        self.shared: dict[int, list[int]] = {
-            key: np.flatnonzero(keys == key).tolist() for key in unique[counts > 1].tolist()
-        }
+        self.shared: dict[int, list[int]] = {}
+        repeated = unique[counts > 1]
+        if len(repeated):
+            at = np.flatnonzero(np.isin(keys, repeated))
+            for key, position in zip(keys[at].tolist(), at.tolist(), strict=True):
+                self.shared.setdefault(key, []).append(position)
         """Key (as stored: see :meth:`group`) → every position with it, for the keys more than one position has
         (rare)."""
 
     def find(self, keys: Int64s) -> tuple[Bools, Indexes]:
         """Per key: whether some position has it, and the first such position (0 without a hit)."""
-        hits, at = self._table.find(hashtable.stored(keys))
-        return hits, at
+        return self._table.find(hashtable.stored(keys))
 
     def group(self, key: int) -> list[int] | None:
         """Every position with ``key`` when several have it, else None."""
