@@ -210,6 +210,21 @@ def test_pages_fed_in_pieces_build_the_same_index() -> None:
     assert len(pieces) == len(whole) == 8  # feed, c1..c5, s1, s2: no entry for an empty output
 
 
+def test_chains_through_non_ascii_fibre_ids_are_followed_page_after_page() -> None:
+    # inputs and outputs are packed as UTF-8 page by page: multi-byte ids must come back whole, on either side
+    # of an ASCII page
+    builder = TopologyBuilder()
+    builder.add_network_splitters([network("n1", "feed", "fibra-ção"), network("n2", "fibra-ção", "ñ-1")])
+    builder.add_network_splitters([network("n3", "ñ-1", "plain"), network("n4", None, "dead")])
+    builder.add_network_splitters([network("n5", "plain", "último", "ünd")])
+    builder.add_pons([PonView(id="pon", connectables=["feed"])])
+    builder.add_slots([SLOT])
+    builder.add_olts([OLT])
+    topo = builder.build()
+    asked = ["feed", "fibra-ção", "ñ-1", "plain", "último", "ünd", "dead", "ñ", "fibra-cao"]
+    assert [topo.olt_for(service(f)) for f in asked] == [OLT] * 6 + [None] * 3
+
+
 FIBRES = ["a", "b", "c", "d", "e", "f", "g", "h", ""]
 fibre = st.sampled_from(FIBRES)
 maybe = st.one_of(st.none(), st.sampled_from(["o0", "o1", "s0", "s1", "s2", "gone"]))

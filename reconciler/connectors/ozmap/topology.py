@@ -12,15 +12,17 @@ whole) and resolves every chain once, up front: the :class:`Topology` it builds 
 network-splitter output fibre that leads to an OLT to that OLT. It keeps no view but the OLTs, no graph and no
 per-stream memo. At a million boxes that is a few million fibres, so it is held in a few numpy arrays rather than a
 ``dict[str, OltView]`` (a string object and a dict entry per fibre, ~120 bytes): the fibre ids once, in one UTF-8
-blob cut by an offsets array, sorted by ``hash(fibre)`` (Python's own 64-bit string hash, fixed for the life of the
-process, which is all the index lives), and per fibre the index of its OLT in a short list — about 40 bytes a fibre
-(24-character ids). A fibre that leads nowhere is not held at all. A page's fibres are answered together
+blob cut by an offsets array, in the order they were listed (the very buffer the builder packed them into: no copy),
+their ``hash(fibre)`` sorted (Python's own 64-bit string hash, fixed for the life of the process, which is all the
+index lives) with each one's place in the blob, and per fibre the index of its OLT in a short list — about 45 bytes
+a fibre (24-character ids). A fibre that leads nowhere has no key. A page's fibres are answered together
 (:meth:`Topology.olts_for`: one ``numpy.searchsorted``, each hit confirmed byte for byte against the blob, all
 vectorised), so the rare fibres sharing a hash are told apart.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, cast
 
@@ -81,7 +83,7 @@ class Topology:
     Built by :class:`TopologyBuilder`, or :meth:`of` a mapping (a test's, with crafted hashes).
     """
 
-    __slots__ = ("_answer_objects", "_answers", "_blob", "_bytes", "_key", "_keys", "_offsets")
+    __slots__ = ("_answer_objects", "_answers", "_blob", "_bytes", "_key", "_keys", "_offsets", "_positions")
 
     def __init__(
         self,
@@ -89,16 +91,19 @@ class Topology:
         blob: bytes | bytearray,
         offsets: Ints,
         keys: Ints,
+        positions: Ints,
         answers: Ints,
         olts: Sequence[OltView],
         key: Callable[[str], int] = hash,
     ) -> None:
-        """Fibre ``n`` (in ascending order of ``keys``, its ``key``) is ``blob[offsets[n]:offsets[n + 1]]``
-        (UTF-8) and leads to ``olts[answers[n]]``."""
+        """Fibre ``n`` (in ascending order of ``keys``, its ``key``) is string ``positions[n]`` of ``blob``,
+        ``blob[offsets[p]:offsets[p + 1]]`` (UTF-8), and leads to ``olts[answers[n]]``. The blob may hold
+        strings no key points at."""
         self._blob = blob
         self._bytes = np.frombuffer(blob, np.uint8)
         self._offsets = offsets
         self._keys = keys
+        self._positions = positions
         self._answers = answers
         self._key = key
         self._answer_objects = np.empty(len(olts) + 1, object)  # the OLTs, then None: answer -1
@@ -116,10 +121,9 @@ class Topology:
         place_of[id(None)] = -1
         fibres = [fibre for fibre in olt_of_fibre if fibre]
         places = np.fromiter((place_of[id(olt_of_fibre[f])] for f in fibres), np.int32, len(fibres))
-        text = "".join(fibres).encode()
-        lengths = _utf8_lengths(fibres, len(text))
-        packed = _Fibres.join([text], [lengths], [np.fromiter(map(key, fibres), _I64, len(fibres))])
-        return packed.index(places, olts, key)
+        packed = _Packed()
+        packed.add(fibres)
+        return _Fibres(packed, [np.fromiter(map(key, fibres), _I64, len(fibres))]).index(places, olts, key)
 
     def __len__(self) -> int:
         """How many fibres lead to an OLT."""
@@ -151,9 +155,11 @@ class Topology:
         np.minimum(at, len(keys) - 1, out=at)
         text = "".join(fibres).encode()
         asked_length = _utf8_lengths(fibres, len(text))
-        start, offsets = self._offsets[at].astype(_I64), self._offsets
+        where = self._positions[at].astype(_I64)
+        start = self._offsets[where].astype(_I64)
         hit = keys[at] == wanted
-        same = np.flatnonzero(hit & (offsets[at + 1] - start == asked_length) & (asked_length > 0))
+        same = np.flatnonzero(hit & (self._offsets[where + 1] - start == asked_length) & (asked_length > 0))
+        del where
         # compare the bytes of all the candidate pairs at once: position k of pair j is blob[start_j + k] and
         # text[asked_start_j + k]
         lengths = asked_length[same]
@@ -180,7 +186,8 @@ class Topology:
         for p in range(position, len(keys)):
             if keys[p] != keys[position]:
                 break
-            if self._blob[int(offsets[p]) : int(offsets[p + 1])] == wanted:
+            at = int(self._positions[p])
+            if self._blob[int(offsets[at]) : int(offsets[at + 1])] == wanted:
                 return int(self._answers[p])
         return -1
 
@@ -218,10 +225,12 @@ _BEYOND = MAX_DEPTH + 1
 class TopologyBuilder:
     """Collects the listings in any order (each listing in its own order) and resolves every chain in :meth:`build`.
 
-    Of a network splitter it keeps only its first input fibre and, packed as they arrive, its output fibres: a
+    Of a network splitter it keeps only its first input fibre and its output fibres, packed as they arrive: a
     page's outputs in one UTF-8 string, with per fibre its length, its key (``hash``) and the splitter listing it,
-    ~40 bytes a fibre rather than a string object in a list. PONs, slots and OLTs (a few per thousand boxes) are
-    kept whole until the build. ``key``: the fibre's 64-bit hash; only a test passes another.
+    ~40 bytes a fibre rather than a string object in a list; the page's inputs in another string. (A string kept
+    per splitter would also keep most of its decoded page's memory from reuse, the page's other objects freed
+    around it: ~130 MB more resident at a million boxes.) PONs, slots and OLTs (a few per thousand boxes, kept
+    densely) are kept whole until the build. ``key``: the fibre's 64-bit hash; only a test passes another.
     """
 
     def __init__(self, *, key: Callable[[str], int] = hash) -> None:
@@ -229,10 +238,12 @@ class TopologyBuilder:
         self._pons: list[PonView] = []
         self._slots: list[SlotView] = []
         self._olts: list[OltView] = []
-        self._inputs: list[str | None] = []
-        """Per network splitter with an output fibre, in listing order: its first input fibre."""
-        self._texts: list[bytes] = []
-        self._lengths: list[Ints] = []
+        self._splitters = 0
+        """Network splitters with an output fibre, so far."""
+        self._inputs = _Packed()
+        """Per network splitter with an output fibre, in listing order: its first input fibre ("": none)."""
+        self._outputs = _Packed()
+        """Output fibres of the network splitters, then the PON fibres."""
         self._keys: list[Ints] = []
         self._owners: list[Ints] = []
 
@@ -246,7 +257,7 @@ class TopologyBuilder:
         self._olts.extend(rows)
 
     def add_network_splitters(self, rows: Iterable[NetworkSplitterView]) -> None:
-        inputs = self._inputs
+        inputs: list[str] = []
         outputs: list[str] = []
         owners: list[int] = []
         for splitter in rows:
@@ -255,17 +266,17 @@ class TopologyBuilder:
                 continue
             listed = [f for f in fibres.output if f]  # an output with no fibre leads nowhere
             if listed:
-                owners.extend([len(inputs)] * len(listed))
+                owners.extend([self._splitters + len(inputs)] * len(listed))
                 outputs.extend(listed)
-                inputs.append(fibres.input[0] if fibres.input else None)
+                inputs.append((fibres.input[0] if fibres.input else None) or "")
         if outputs:
             self._add_fibres(outputs)
             self._owners.append(np.array(owners, np.int32))
+            self._inputs.add(inputs)
+            self._splitters += len(inputs)
 
     def _add_fibres(self, fibres: Sequence[str]) -> None:
-        text = "".join(fibres).encode()
-        self._texts.append(text)
-        self._lengths.append(_utf8_lengths(fibres, len(text)).astype(np.int32))
+        self._outputs.add(fibres)
         self._keys.append(np.fromiter(map(self._key, fibres), _I64, len(fibres)))
 
     def build(self) -> Topology:
@@ -277,12 +288,14 @@ class TopologyBuilder:
         # after every output: a PON fibre is answered by its PON, whatever lists it too
         self._add_fibres(pon_fibres)
         del pon_fibres
-        fibres = _Fibres.join(self._texts, self._lengths, self._keys)
+        fibres = _Fibres(self._outputs, self._keys)
+        self._outputs, self._keys = _Packed(), []
         owners = np.concatenate(self._owners) if self._owners else np.zeros(0, np.int32)
         self._owners = []
         # (a fibre walked through is no PON fibre, so the entry found for it is an output, with an owner)
-        olt_of_splitter = self._resolve(at_pon, fibres, owners)
-        self._inputs, self._pons, self._slots, self._olts = [], [], [], []  # the index holds what it needs
+        olt_of_splitter = self._resolve(self._inputs.unpack(), at_pon, fibres, owners)
+        self._inputs, self._splitters = _Packed(), 0
+        self._pons, self._slots, self._olts = [], [], []  # the index holds what it needs
         # the OLTs answered, each once (by identity: an answer is the very object listed), and -1 for None
         distinct = {id(olt): olt for olt in (*olt_of_splitter, *at_pon.values()) if olt is not None}
         olts = list(distinct.values())
@@ -317,9 +330,9 @@ class TopologyBuilder:
         return at_pon
 
     def _resolve(
-        self, at_pon: dict[str, OltView | None], outputs: _Fibres, owners: Ints
+        self, inputs: list[str], at_pon: dict[str, OltView | None], outputs: _Fibres, owners: Ints
     ) -> list[OltView | None]:
-        """The OLT each network splitter's output fibres lead to.
+        """The OLT each network splitter's output fibres lead to (``inputs``: each one's first input fibre).
 
         Walking up from an output fibre of splitter S: S's first input is a PON fibre (found, 1 hop), or the
         output of another network splitter (the last listed that holds it), whose first input is looked at in
@@ -327,11 +340,10 @@ class TopologyBuilder:
         that cycles never meets a PON fibre, so running into the depth limit answers it as a revisit would.
         Each splitter's hop count is kept, so a chain is walked once for all the splitters on it.
         """
-        inputs = self._inputs
         # fibres entering a network splitter that are not PON fibres: the only ones walked through, each to the
         # splitter listing it as an output (the last listed, when several do)
         through = sorted({f for f in inputs if f and f not in at_pon})
-        upstream: dict[str | None, int] = {
+        upstream: dict[str, int] = {
             fibre: int(owners[at])
             for fibre, at in zip(through, outputs.last_of(through, self._key), strict=True)
             if at >= 0
@@ -370,40 +382,58 @@ class TopologyBuilder:
         return olt
 
 
-class _Fibres:
-    """Fibre ids packed in listing order: their UTF-8 text cut by ``offsets``, and their keys (64-bit hashes)."""
+class _Packed:
+    """Strings packed as they come: their UTF-8 text one after the other, and the byte length of each.
 
-    def __init__(self, text: bytes | bytearray, offsets: Ints, keys: Ints) -> None:
-        self.text = text
-        self.offsets = offsets
-        self.keys = keys
+    One growing buffer rather than a bytes object a page: freed page texts would leave holes in the heap."""
 
-    @classmethod
-    def join(cls, texts: list[bytes], lengths: list[Ints], keys: list[Ints]) -> _Fibres:
-        """Pages of fibres (each page's text, byte lengths and keys), one after the other; the lists are emptied
-        as they are copied."""
-        every = np.concatenate(lengths) if lengths else np.zeros(0, _I64)
-        lengths.clear()
-        offsets = np.zeros(len(every) + 1, _I64)
+    def __init__(self) -> None:
+        self.text = bytearray()
+        self._lengths: list[Ints] = []
+
+    def add(self, strings: Sequence[str]) -> None:
+        text = "".join(strings).encode()
+        self.text += text
+        self._lengths.append(_utf8_lengths(strings, len(text)).astype(np.int32))
+
+    def offsets(self) -> Ints:
+        """Where each string starts in :attr:`text`, then where the last ends; the lengths are dropped."""
+        every = np.concatenate(self._lengths) if self._lengths else np.zeros(0, np.int32)
+        self._lengths = []
+        offsets: Ints = np.zeros(len(every) + 1, np.int32 if len(self.text) < 2**31 else _I64)
         np.cumsum(every, out=offsets[1:])
-        del every
-        text = bytearray()
-        for n, page in enumerate(texts):
-            text += page
-            texts[n] = b""
-        texts.clear()
-        joined_keys = np.concatenate(keys) if keys else np.zeros(0, _I64)
+        return offsets
+
+    def unpack(self) -> list[str]:
+        """Every string added, in order; the packer is left empty."""
+        text, cuts = self.text, self.offsets().tolist()
+        self.text = bytearray()
+        if text.isascii():  # characters are bytes: cut the decoded text
+            decoded = text.decode()
+            return [decoded[a:b] for a, b in itertools.pairwise(cuts)]
+        return [text[a:b].decode() for a, b in itertools.pairwise(cuts)]
+
+
+class _Fibres:
+    """Fibre ids packed in listing order (their UTF-8 text cut by ``offsets``), and their keys (64-bit hashes),
+    sorted, with the listing position of each (``order``: a stable sort, a key's fibres in listing order)."""
+
+    def __init__(self, packed: _Packed, keys: list[Ints]) -> None:
+        """Take the text of ``packed`` and the pages of ``keys`` (one per string; the list is emptied)."""
+        self.text = packed.text
+        self.offsets = packed.offsets()
+        joined = np.concatenate(keys) if keys else np.zeros(0, _I64)
         keys.clear()
-        return cls(text, offsets, joined_keys)
+        self.order = np.argsort(joined, kind="stable")
+        self.keys = joined[self.order]
 
     def last_of(self, wanted: Sequence[str], key: Callable[[str], int]) -> list[int]:
         """Per wanted fibre, the position of the last one equal to it (-1: none)."""
-        order = np.argsort(self.keys, kind="stable")
-        keys = self.keys[order]
+        keys, order = self.keys, self.order
         asked = np.fromiter(map(key, wanted), _I64, len(wanted))
         low = np.searchsorted(keys, asked, "left").tolist()
         high = np.searchsorted(keys, asked, "right").tolist()
-        del keys, asked
+        del asked
         text, offsets = self.text, self.offsets
         found: list[int] = []
         for fibre, a, b in zip(wanted, low, high, strict=True):
@@ -417,10 +447,8 @@ class _Fibres:
 
     def index(self, places: Ints, olts: Sequence[OltView], key: Callable[[str], int]) -> Topology:
         """The :class:`Topology` where fibre ``n`` leads to ``olts[places[n]]`` (-1: nowhere, left out). A fibre
-        listed more than once is answered by its last entry."""
-        order = np.argsort(self.keys, kind="stable")
-        keys = self.keys[order]
-        text, offsets = self.text, self.offsets
+        listed more than once is answered by its last entry. The text moves into the index, unsorted."""
+        order, keys, text, offsets = self.order, self.keys, self.text, self.offsets
         superseded = np.zeros(len(order), np.bool_)
         # runs of one key: the same fibre listed again, or fibres sharing a hash
         same = np.flatnonzero(keys[1:] == keys[:-1]).tolist()
@@ -439,25 +467,12 @@ class _Fibres:
                 last[fibre] = p
         kept = (places[order] >= 0) & ~superseded[order]
         del superseded
+        self.order, self.keys = np.zeros(0, _I64), np.zeros(0, _I64)
         order, keys = order[kept], keys[kept]
         small: type[np.signedinteger[Any]] = np.int16 if len(olts) < 2**15 else np.int32
         answers: Ints = places[order].astype(small)
-        starts, ends = offsets[order], offsets[order + 1]
+        positions: Ints = order.astype(np.int32 if len(offsets) < 2**31 else _I64)
         del order, kept
-        lengths = ends - starts
-        blob = bytearray(int(lengths.sum()))
-        at = 0
-        for c in range(0, len(starts), _PIECE):  # the text in key order, a slice of fibres at a time
-            cut = zip(starts[c : c + _PIECE].tolist(), ends[c : c + _PIECE].tolist(), strict=True)
-            piece = b"".join([text[a:b] for a, b in cut])
-            blob[at : at + len(piece)] = piece
-            at += len(piece)
-        del starts, ends
-        wide: type[np.signedinteger[Any]] = np.int32 if len(blob) < 2**31 else _I64
-        packed: Ints = np.zeros(len(lengths) + 1, wide)
-        np.cumsum(lengths, out=packed[1:])
-        return Topology(blob=blob, offsets=packed, keys=keys, answers=answers, olts=olts, key=key)
-
-
-#: Fibres copied at a time when the index text is put in key order.
-_PIECE = 65_536
+        return Topology(
+            blob=text, offsets=offsets, keys=keys, positions=positions, answers=answers, olts=olts, key=key
+        )
