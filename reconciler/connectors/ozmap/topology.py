@@ -227,10 +227,9 @@ class TopologyBuilder:
 
     Of a network splitter it keeps only its first input fibre and its output fibres, packed as they arrive: a
     page's outputs in one UTF-8 string, with per fibre its length, its key (``hash``) and the splitter listing it,
-    ~40 bytes a fibre rather than a string object in a list; the page's inputs in another string. (A string kept
-    per splitter would also keep most of its decoded page's memory from reuse, the page's other objects freed
-    around it: ~130 MB more resident at a million boxes.) PONs, slots and OLTs (a few per thousand boxes, kept
-    densely) are kept whole until the build. ``key``: the fibre's 64-bit hash; only a test passes another.
+    ~40 bytes a fibre rather than a string object in a list; the page's inputs the same way (a string kept per
+    splitter would also pin the memory of the decoded page around it). PONs, slots and OLTs (a few per thousand
+    boxes) are kept whole until the build. ``key``: the fibre's 64-bit hash; only a test passes another.
     """
 
     def __init__(self, *, key: Callable[[str], int] = hash) -> None:
