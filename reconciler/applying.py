@@ -1,7 +1,8 @@
 """Apply a plan: bounded parallelism, journal first, commit only what succeeded.
 
 Per entity plan, every changing action is journaled ``pending`` in one batch *before* any remote call, then the
-actions run in one task group gated by the target system's :class:`anyio.CapacityLimiter`. Field updates go
+actions run on as many workers as the target system's :class:`anyio.CapacityLimiter` has tokens (each worker
+also waits its turn there: the limiter is shared by every entity of the system). Field updates go
 :data:`UPDATE_BATCH` at a time to a connector that can send several in one request (``update_many``: Vetro),
 each item still succeeding or failing on its own. Outcomes are committed in batches (links, journal status,
 quarantine) so a long apply never holds results only in memory.
@@ -20,8 +21,10 @@ committing leaves a ``pending`` journal row that :func:`resolve_pending` settles
 from __future__ import annotations
 
 import contextlib
+import functools
+import math
 import random
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
 
@@ -181,13 +184,38 @@ async def apply_plan(
     batching = isinstance(connector, SupportsUpdateMany)
     batched = [a for a in changing if isinstance(a, Update | Link) and _batchable(a)] if batching else []
     singles = [a for a in changing if not batching or not _batchable(a)]
-    async with anyio.create_task_group() as group:
-        for action in singles:
-            group.start_soon(applier.one if gate is None else applier.gated, action)
-        for start in range(0, len(batched), UPDATE_BATCH):
-            group.start_soon(applier.batch, batched[start : start + UPDATE_BATCH])
+    run_one = applier.one if gate is None else applier.gated
+    jobs: list[Callable[[], Awaitable[None]]] = [functools.partial(run_one, action) for action in singles]
+    jobs.extend(
+        functools.partial(applier.batch, batched[start : start + UPDATE_BATCH])
+        for start in range(0, len(batched), UPDATE_BATCH)
+    )
+    await _run_all(jobs, _workers(limiter, len(jobs)))
     await applier.committer.flush()
     return applier.outcomes
+
+
+async def _run_all(jobs: Sequence[Callable[[], Awaitable[None]]], workers: int) -> None:
+    """Run ``jobs`` in order on ``workers`` tasks, each taking the next job when done with its last.
+
+    Not a task per job: at 80k actions, tasks parked on the limiter held ~6 KB each (448 MB of an initial load
+    of 100k records)."""
+    # one iterator shared by the workers: each job is taken by exactly one (no await between check and take)
+    queue = iter(jobs)
+
+    async def worker() -> None:
+        for job in queue:
+            await job()
+
+    async with anyio.create_task_group() as group:
+        for _ in range(workers):
+            group.start_soon(worker)
+
+
+def _workers(limiter: anyio.CapacityLimiter, jobs: int) -> int:
+    """As many workers as the limiter lets run at once (it may be shared: a worker also waits its turn there)."""
+    tokens = limiter.total_tokens
+    return max(1, min(jobs, int(tokens) if tokens != math.inf else jobs))
 
 
 def _batchable(action: Action) -> bool:

@@ -8,6 +8,7 @@ CLI exit codes.
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from typing import Any
 
@@ -475,3 +476,39 @@ async def test_many_unlinked_records_in_an_incremental_cycle_read_the_whole_targ
     listings = [r for r in await sandboxes.control("ixc", "GET", "requests") if "rad_caixa_ftth" in r["path"]]
     assert listings  # the whole collection listed, not one natural-key search per unlinked record:
     assert not [r for r in listings if "descricao" in str(r["body"].get("qtype", ""))]
+
+
+async def test_apply_runs_its_actions_on_as_many_tasks_as_the_concurrency_not_one_each(
+    sandboxes: Sandboxes,
+) -> None:
+    # 200 creates: a task per action would park 200 tasks on the limiter (~6 KB each: 6.5 GB at an initial load
+    # of 1M records); the applier runs them on `concurrency` workers instead
+    build_world(sandboxes)
+    many = 200
+    sandboxes.ozmap.load("boxes", [ozmap_box(1000 + k, f"CTO-{1000 + k}", CHICAGO) for k in range(many)])
+    sandboxes.ozmap.load(
+        "splitters",
+        [
+            ozmap_splitter(3000 + k, oid(1000 + k), CHICAGO, is_drop=True, inputs=["f-a"], outputs=[None] * 8)
+            for k in range(many)
+        ],
+    )
+    cfg = sandboxes.config()
+    most = 0
+
+    async def count_tasks() -> None:
+        nonlocal most
+        while True:
+            most = max(most, len(asyncio.all_tasks()))
+            await anyio.sleep(0.001)
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(count_tasks)
+        run = await sync(cfg)
+        group.cancel_scope.cancel()
+    assert run.failures == 0
+    (entity,) = run.plan.entities
+    assert sum(isinstance(a, Create) for a in entity.actions) == many + 1  # and CTO-1
+    assert len(sandboxes.ixc.all("rad_caixa_ftth")) == many + 3
+    # workers (8 per system by default), the sandboxes' request handlers and the test's own tasks
+    assert most < 60, most
