@@ -417,8 +417,8 @@ async def _read_page(
     """Normalise one page in slices (yielding to the event loop in between).
 
     ``settle`` (full cycles: the links' index, with the targets confirmed unchanged, the source fingerprint
-    function and the held source ids): a linked record whose target was confirmed and whose own fingerprint equals the link's is
-    settled instead of normalised (:meth:`LinkIndex.settle`); an unlinked, unheld record the rule filters out is
+    function and the held source ids): a linked record whose target was confirmed and whose own fingerprint
+    equals the link's is settled instead of normalised (:meth:`LinkIndex.settle`); an unlinked, unheld record the rule filters out is
     only counted (:attr:`_Reading.filtered`).
     """
     for start in range(0, len(page), NORMALIZE_SLICE):

@@ -8,6 +8,10 @@ rounds a page. This table probes a *window* of :data:`WINDOW` consecutive slots 
 
 Linear probing, no deletion. 0 marks an empty slot, so a key 0 is stored as 1 (two keys then share it, which
 callers that match by hash already allow for, as the link index's shared keys do). Pure: no I/O.
+
+:class:`~reconciler.connectors.paging.SeenKeys` keeps its own one-slot-a-round table: moved onto this one it ran
+15% slower (1M keys in pages of 1000: 0.74-0.76 s vs 0.65-0.67 s), since its table is at most 3/4 full and a
+window of 8 slots reads more than a few single-slot rounds there.
 """
 
 from __future__ import annotations

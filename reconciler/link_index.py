@@ -138,13 +138,13 @@ class _Keyed:
         self._table = hashtable.KeyTable(hashtable.slots_for(len(unique), _LOAD), values=np.int32)
         self._table.insert(unique, first)
         self.shared: dict[int, list[int]] = {}
+        """Key (as stored: see :meth:`group`) → every position with it, for the keys more than one position has
+        (rare)."""
         repeated = unique[counts > 1]
         if len(repeated):
             at = np.flatnonzero(np.isin(keys, repeated))
             for key, position in zip(keys[at].tolist(), at.tolist(), strict=True):
                 self.shared.setdefault(key, []).append(position)
-        """Key (as stored: see :meth:`group`) → every position with it, for the keys more than one position has
-        (rare)."""
 
     def find(self, keys: Int64s) -> tuple[Bools, Indexes]:
         """Per key: whether some position has it, and the first such position (0 without a hit)."""
