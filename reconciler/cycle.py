@@ -30,6 +30,7 @@ import msgspec
 
 from reconciler import agreement, planning
 from reconciler.applying import ApplySettings, Gate, apply_plan, now_iso, quarantine_rows, resolve_pending
+from reconciler.candidates import Candidates
 from reconciler.connectors.base import Connector
 from reconciler.errors import GuardTripped
 from reconciler.link_index import LinkIndex, LinkIndexBuilder
@@ -251,6 +252,7 @@ async def run_entity(
         timer.add("state", started)
         started = time.perf_counter()
         await _reread_agreed_targets(rule, target, links, index, snapshot)
+        _unpack_candidates(rule, snapshot, reading.normalized, links)
         timer.add("fetch_targets", started)
     else:
         started = time.perf_counter()
@@ -478,9 +480,12 @@ class _FullSnapshot(msgspec.Struct):
     """The target side of a full cycle."""
 
     records: dict[str, Record]
-    """The target records the plan must see (slim: the compared fields), all but the confirmed ones."""
+    """The target records the plan must see (slim: the compared fields), all but the confirmed ones and the
+    packed unlinked ones."""
     size: int
     """Target records the filter admitted."""
+    unlinked: Candidates | None = None
+    """Targets no link names (slim, packed), for first-sight matching once the sources are read."""
 
 
 async def _full_snapshot(
@@ -488,13 +493,15 @@ async def _full_snapshot(
 ) -> _FullSnapshot:
     """Stream the target collection once, keeping the compared fields of each record the filter admits.
 
-    With ``index`` and ``key`` (a full cycle, not ``--compare-all``), a record that is the target of an eligible
-    link (active, not held, fingerprints known) and reads as when last in agreement
-    (:meth:`LinkIndex.confirm_targets`) is not kept: its source will be settled if it reads the same too.
+    With ``index`` (a full cycle), a record no link names is packed into :attr:`_FullSnapshot.unlinked` rather
+    than kept. With ``key`` too (not ``--compare-all``), a record that is the target of an eligible link (active,
+    not held, fingerprints known) and reads as when last in agreement (:meth:`LinkIndex.confirm_targets`) is not
+    kept: its source will be settled if it reads the same too.
     """
     records: dict[str, Record] = {}
     keep = _compared_fields(rule)
     size = 0
+    unlinked = Candidates((rule.first_sight, rule.first_sight_fallback)) if index is not None else None
     of_fields = agreement.target_fingerprinter(keep, key) if key is not None else None
 
     def fingerprint(record: Record) -> int:
@@ -507,9 +514,13 @@ async def _full_snapshot(
         size += len(matched)
         if index is not None and key is not None:
             matched = index.confirm_targets(matched, fingerprint)
+        if unlinked is not None and index is not None:
+            linked = index.linked_targets(matched)
+            unlinked.add(_slim(r, keep) for r, named in zip(matched, linked, strict=True) if not named)
+            matched = [r for r, named in zip(matched, linked, strict=True) if named]
         for record in matched:
             records[record.id] = _slim(record, keep)
-    return _FullSnapshot(records=records, size=size)
+    return _FullSnapshot(records=records, size=size, unlinked=unlinked)
 
 
 def _slim(record: Record, keep: Sequence[str]) -> Record:
@@ -560,6 +571,21 @@ async def _reread_agreed_targets(
         for record in page:
             if record.id in wanted and rule.target_matches(record):
                 records[record.id] = _slim(record, keep)
+
+
+def _unpack_candidates(
+    rule: RuleLike, snapshot: _FullSnapshot, normalized: Sequence[Normalized], links: Mapping[str, LinkRow]
+) -> None:
+    """Move the packed unlinked targets that a source read this cycle may match at first sight into
+    ``snapshot.records``, and drop the rest: no source can match them."""
+    if snapshot.unlinked is None:
+        return
+    # rules that never create look a linked record up again by natural key when its target is gone
+    retries = rule.on_unmatched != "create"
+    wanted = (n for n in normalized if type(n) is Desired and (retries or n.source_id not in links))
+    for record in snapshot.unlinked.take(wanted):
+        snapshot.records[record.id] = record
+    snapshot.unlinked = None
 
 
 async def _lookup_tables(

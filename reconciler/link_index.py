@@ -216,6 +216,14 @@ class LinkIndex:
             self._agreed[agreed] = True
         return kept
 
+    def linked_targets(self, records: Sequence[Record]) -> list[bool]:
+        """Per record: whether it may be some link's target (a link's target id has its id's hash; a collision
+        reads as linked, so False is certain)."""
+        if not len(self) or not records:
+            return [False] * len(records)
+        linked: list[bool] = self._targets.find(_keys(records))[0].tolist()
+        return linked
+
     def settle(self, records: Sequence[Record], fingerprint: Callable[[Record], int]) -> Settling:
         """Settle the records whose link's target was confirmed and whose own ``fingerprint`` equals the link's
         source fingerprint; the rest go on to be normalised (with the fingerprints of the linked ones)."""

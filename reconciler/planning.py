@@ -158,7 +158,7 @@ def natural_key(fields: Mapping[str, Value], names: Sequence[str]) -> tuple[str,
     return tuple("" if fields.get(n) is None else str(fields.get(n)) for n in names)
 
 
-def _target_key(record: Record, names: Sequence[str]) -> tuple[str, ...]:
+def target_key(record: Record, names: Sequence[str]) -> tuple[str, ...]:
     """A target record's natural key; ``id`` is the record's own id unless it has a field of that name."""
     fields = record.fields
     return tuple(
@@ -180,7 +180,7 @@ def index_candidates(
     for record in targets:
         if record.id in claimed:
             continue
-        key = _target_key(record, names)
+        key = target_key(record, names)
         if "" not in key:
             index.setdefault(key, []).append(record)
     return index
@@ -367,7 +367,7 @@ def _plan_removal(spec: PlanSpec, data: PlanInput, source_id: str) -> Action | N
         return None
     target = data.targets.get(link.target_id)
     # The source record is gone, so name it after what the target calls it.
-    label = " / ".join(_target_key(target, spec.first_sight)) if target is not None else ""
+    label = " / ".join(target_key(target, spec.first_sight)) if target is not None else ""
     if spec.removal.action == "delete":
         return Delete(source_id, link.target_id, label)
     before = target.fields.get(spec.removal.field) if target is not None else None

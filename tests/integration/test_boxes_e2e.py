@@ -512,3 +512,42 @@ async def test_apply_runs_its_actions_on_as_many_tasks_as_the_concurrency_not_on
     assert len(sandboxes.ixc.all("rad_caixa_ftth")) == many + 3
     # workers (8 per system by default), the sandboxes' request handlers and the test's own tasks
     assert most < 60, most
+
+
+async def test_a_full_cycle_with_links_still_matches_new_boxes_to_unlinked_ixc_boxes_by_name(
+    sandboxes: Sandboxes,
+) -> None:
+    # A full cycle packs the IXC boxes no link names while it reads them, and unpacks only those a source asks
+    # for by name + project: the first-sight match must come out as if every one had been kept
+    build_world(sandboxes)
+    cfg = sandboxes.config()
+    await sync(cfg)
+    sandboxes.ozmap.load("boxes", [ozmap_box(108, "CTO-8", CHICAGO), ozmap_box(109, "CTO-9", CHICAGO)])
+    sandboxes.ozmap.load(
+        "splitters",
+        [
+            ozmap_splitter(208, oid(108), CHICAGO, is_drop=True, inputs=["f-a"], outputs=[None] * 8),
+            ozmap_splitter(209, oid(109), CHICAGO, is_drop=True, inputs=["f-a"], outputs=[None] * 8),
+        ],
+    )
+    sandboxes.ixc.load(
+        "rad_caixa_ftth",
+        [
+            ixc_box("147", "CTO-8", "3", capacidade="16"),
+            ixc_box("148", "CTO-9", "3"),
+            ixc_box("149", "CTO-9", "3"),
+            ixc_box("150", "CTO-10", "3"),  # no source names it: left alone
+        ],
+    )
+    run = await plan(cfg, mode="full")
+    (entity,) = run.plan.entities
+    assert entity.mode == "full"
+    actions = by_label(run)
+    assert set(actions) == {"CTO-3", "CTO-6", "CTO-7", "CTO-8", "CTO-9"}
+    link = actions["CTO-8"]
+    assert isinstance(link, Link) and link.target_id == "147"
+    assert {c.field: (c.before, c.after) for c in link.changes} == {"capacidade": ("16", "8")}
+    ambiguous = actions["CTO-9"]
+    assert isinstance(ambiguous, Skip) and "ambiguous" in ambiguous.reason and "148, 149" in ambiguous.reason
+    await sync(cfg, mode="full")
+    assert (await plan(cfg, mode="full")).plan.changes == 0
