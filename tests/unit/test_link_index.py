@@ -172,3 +172,9 @@ def test_the_index_answers_as_a_dict_of_links_would(
     assert [r.id for r in done.rest] == [s for s in sources if s not in settled]
     assert done.fingerprints == {s: v for s, v in sources.items() if s in links and s not in settled}
     assert sorted(index.unsettled_ids()) == sorted(set(links) - settled)
+
+
+def test_a_record_no_link_names_is_told_apart_from_the_linked_targets() -> None:
+    index = build([("s1", "t1", "active", 11, 21), ("s2", "t2", "inactive", 12, 22)])
+    assert index.linked_targets([rec("t1"), rec("t9"), rec("t2"), rec("s1")]) == [True, False, True, False]
+    assert build([]).linked_targets([rec("t1")]) == [False]

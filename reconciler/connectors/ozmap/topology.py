@@ -11,13 +11,15 @@ as a fallback, because instances fill one or the other.
 whole) and resolves every chain once, up front: the :class:`Topology` it builds maps each PON fibre and each
 network-splitter output fibre that leads to an OLT to that OLT. It keeps no view but the OLTs, no graph and no
 per-stream memo. At a million boxes that is a few million fibres, so it is held in a few numpy arrays rather than a
-``dict[str, OltView]`` (a string object and a dict entry per fibre, ~120 bytes): the fibre ids once, in one UTF-8
-blob cut by an offsets array, in the order they were listed (the very buffer the builder packed them into: no copy),
-their ``hash(fibre)`` sorted (Python's own 64-bit string hash, fixed for the life of the process, which is all the
-index lives) with each one's place in the blob, and per fibre the index of its OLT in a short list — about 45 bytes
-a fibre (24-character ids). A fibre that leads nowhere has no key. A page's fibres are answered together
-(:meth:`Topology.olts_for`: one ``numpy.searchsorted``, each hit confirmed byte for byte against the blob, all
-vectorised), so the rare fibres sharing a hash are told apart.
+``dict[str, OltView]`` (a string object and a dict entry per fibre, ~120 bytes): per fibre two independent 64-bit
+hashes of its id — the *key*, ``hash(fibre)``, sorted, and the *check*, :func:`check` — and the index of its OLT in
+a short list: 18 bytes a fibre, whatever the length of its id. (Python's string hash is SipHash under a key drawn
+per process, which is all the index lives.) A fibre that leads nowhere is left out. A page's fibres are answered
+together (:meth:`Topology.olts_for`: one ``numpy.searchsorted`` by key, each hit confirmed by its check, all
+vectorised); the rare fibres sharing a key are told apart by their checks. Two fibres would be taken for one only if
+both hashes agreed, a chance of about 2⁻¹²⁸ per pair.
+
+The fibre ids themselves are not kept: at a million boxes their text alone was 30 MB of the cycle's peak.
 """
 
 from __future__ import annotations
@@ -77,33 +79,32 @@ Ints = npt.NDArray[np.signedinteger[Any]]
 _I64 = np.int64
 
 
+def check(fibre: str) -> int:
+    """A fibre's second 64-bit hash, independent of ``hash(fibre)`` (SipHash of a different string)."""
+    return hash(fibre + "\x00")
+
+
 class Topology:
     """Fibre → the OLT it leads to; a fibre it does not hold leads nowhere (a dead end, a cycle, too long a chain).
 
     Built by :class:`TopologyBuilder`, or :meth:`of` a mapping (a test's, with crafted hashes).
     """
 
-    __slots__ = ("_answer_objects", "_answers", "_blob", "_bytes", "_key", "_keys", "_offsets", "_positions")
+    __slots__ = ("_answer_objects", "_answers", "_checks", "_key", "_keys")
 
     def __init__(
         self,
         *,
-        blob: bytes | bytearray,
-        offsets: Ints,
         keys: Ints,
-        positions: Ints,
+        checks: Ints,
         answers: Ints,
         olts: Sequence[OltView],
         key: Callable[[str], int] = hash,
     ) -> None:
-        """Fibre ``n`` (in ascending order of ``keys``, its ``key``) is string ``positions[n]`` of ``blob``,
-        ``blob[offsets[p]:offsets[p + 1]]`` (UTF-8), and leads to ``olts[answers[n]]``. The blob may hold
-        strings no key points at."""
-        self._blob = blob
-        self._bytes = np.frombuffer(blob, np.uint8)
-        self._offsets = offsets
+        """Fibre ``n`` (in ascending order of ``keys``, its ``key``; :func:`check` ``checks[n]``) leads to
+        ``olts[answers[n]]``."""
         self._keys = keys
-        self._positions = positions
+        self._checks = checks
         self._answers = answers
         self._key = key
         self._answer_objects = np.empty(len(olts) + 1, object)  # the OLTs, then None: answer -1
@@ -121,9 +122,8 @@ class Topology:
         place_of[id(None)] = -1
         fibres = [fibre for fibre in olt_of_fibre if fibre]
         places = np.fromiter((place_of[id(olt_of_fibre[f])] for f in fibres), np.int32, len(fibres))
-        packed = _Packed()
-        packed.add(fibres)
-        return _Fibres(packed, [np.fromiter(map(key, fibres), _I64, len(fibres))]).index(places, olts, key)
+        keys, checks = [np.fromiter(map(key, fibres), _I64, len(fibres))], [_checks(fibres)]
+        return _Fibres(keys, checks).index(places, olts, key)
 
     def __len__(self) -> int:
         """How many fibres lead to an OLT."""
@@ -140,9 +140,8 @@ class Topology:
     def olts_of(self, fibres: Sequence[str]) -> list[OltView | None]:
         """The OLT each fibre leads to (None: none; ``""`` stands for no fibre).
 
-        Vectorised, with no Python step per fibre: hashed, searched (sorted first, which searches faster), and
-        each hit confirmed byte for byte against the blob; only a fibre sharing its hash with another is then
-        looked at alone."""
+        Vectorised, with no Python step per fibre: hashed, searched by key (sorted first, which searches faster)
+        and each hit confirmed by its check; only a fibre sharing its key with another is then looked at alone."""
         n = len(fibres)
         keys = self._keys
         if not len(keys) or not n:
@@ -150,46 +149,32 @@ class Topology:
         wanted = np.fromiter(map(self._key, fibres), _I64, n)
         order = np.argsort(wanted)
         at = np.empty(n, _I64)
-        at[order] = np.searchsorted(keys, wanted[order])  # the first fibre with that hash, if any
+        at[order] = np.searchsorted(keys, wanted[order])  # the first fibre with that key, if any
         del order
         np.minimum(at, len(keys) - 1, out=at)
-        text = "".join(fibres).encode()
-        asked_length = _utf8_lengths(fibres, len(text))
-        where = self._positions[at].astype(_I64)
-        start = self._offsets[where].astype(_I64)
-        hit = keys[at] == wanted
-        same = np.flatnonzero(hit & (self._offsets[where + 1] - start == asked_length) & (asked_length > 0))
-        del where
-        # compare the bytes of all the candidate pairs at once: position k of pair j is blob[start_j + k] and
-        # text[asked_start_j + k]
-        lengths = asked_length[same]
-        ends = np.cumsum(lengths)
-        first = ends - lengths
-        within = np.arange(int(ends[-1]) if len(ends) else 0) - np.repeat(first, lengths)
-        asked_start = np.cumsum(asked_length) - asked_length
-        stored = self._bytes[np.repeat(start[same], lengths) + within]
-        asked = np.frombuffer(text, np.uint8)[np.repeat(asked_start[same], lengths) + within]
-        differ = np.logical_or.reduceat(stored != asked, first) if len(first) else np.zeros(0, np.bool_)
-        equal = same[~differ]
+        asked = np.fromiter((fibre != "" for fibre in fibres), np.bool_, n)
+        hit = (keys[at] == wanted) & asked
+        equal = hit & (self._checks[at] == _checks(fibres))
         answer = np.full(n, -1, _I64)  # index into _answer_objects: -1 is None
         answer[equal] = self._answers[at[equal]]
-        hit[equal] = False
-        for k in np.flatnonzero(hit).tolist():  # another fibre with the same hash, maybe (rare)
+        for k in np.flatnonzero(hit & ~equal).tolist():  # another fibre with the same key, maybe (rare)
             answer[k] = self._shared(fibres[k], int(at[k]))
         return cast(list[OltView | None], self._answer_objects[answer].tolist())
 
     def _shared(self, fibre: str, position: int) -> int:
-        """The answer of ``fibre`` among the fibres that share the hash of the one at ``position``, or -1."""
-        if not fibre:
-            return -1
-        keys, offsets, wanted = self._keys, self._offsets, fibre.encode()
+        """The answer of ``fibre`` among the fibres that share the key of the one at ``position``, or -1."""
+        keys, checks, wanted = self._keys, self._checks, check(fibre)
         for p in range(position, len(keys)):
             if keys[p] != keys[position]:
                 break
-            at = int(self._positions[p])
-            if self._blob[int(offsets[at]) : int(offsets[at + 1])] == wanted:
+            if checks[p] == wanted:
                 return int(self._answers[p])
         return -1
+
+
+def _checks(fibres: Sequence[str]) -> Ints:
+    """:func:`check` of each fibre."""
+    return np.fromiter(map(check, fibres), _I64, len(fibres))
 
 
 def _utf8_lengths(texts: Sequence[str], total: int) -> Ints:
@@ -225,10 +210,10 @@ _BEYOND = MAX_DEPTH + 1
 class TopologyBuilder:
     """Collects the listings in any order (each listing in its own order) and resolves every chain in :meth:`build`.
 
-    Of a network splitter it keeps only its first input fibre and its output fibres, packed as they arrive: a
-    page's outputs in one UTF-8 string, with per fibre its length, its key (``hash``) and the splitter listing it,
-    ~40 bytes a fibre rather than a string object in a list; the page's inputs the same way (a string kept per
-    splitter would also pin the memory of the decoded page around it). PONs, slots and OLTs (a few per thousand
+    Of a network splitter it keeps only its first input fibre and its output fibres, as they arrive: of each
+    output fibre its key (``hash``), its check (:func:`check`) and the splitter listing it, 20 bytes a fibre rather
+    than a string object in a list; the page's inputs packed in one UTF-8 string with their lengths (a string kept
+    per splitter would also pin the memory of the decoded page around it). PONs, slots and OLTs (a few per thousand
     boxes) are kept whole until the build. ``key``: the fibre's 64-bit hash; only a test passes another.
     """
 
@@ -241,9 +226,10 @@ class TopologyBuilder:
         """Network splitters with an output fibre, so far."""
         self._inputs = _Packed()
         """Per network splitter with an output fibre, in listing order: its first input fibre ("": none)."""
-        self._outputs = _Packed()
-        """Output fibres of the network splitters, then the PON fibres."""
         self._keys: list[Ints] = []
+        """Pages of the keys of the output fibres of the network splitters, then of the PON fibres."""
+        self._checks: list[Ints] = []
+        """Their checks, page for page."""
         self._owners: list[Ints] = []
 
     def add_pons(self, rows: Iterable[PonView]) -> None:
@@ -275,8 +261,8 @@ class TopologyBuilder:
             self._splitters += len(inputs)
 
     def _add_fibres(self, fibres: Sequence[str]) -> None:
-        self._outputs.add(fibres)
         self._keys.append(np.fromiter(map(self._key, fibres), _I64, len(fibres)))
+        self._checks.append(_checks(fibres))
 
     def build(self) -> Topology:
         """Resolve every chain once. Same answers as walking up from each fibre (see :meth:`_resolve`).
@@ -287,8 +273,7 @@ class TopologyBuilder:
         # after every output: a PON fibre is answered by its PON, whatever lists it too
         self._add_fibres(pon_fibres)
         del pon_fibres
-        fibres = _Fibres(self._outputs, self._keys)
-        self._outputs, self._keys = _Packed(), []
+        fibres = _Fibres(self._keys, self._checks)
         owners = np.concatenate(self._owners) if self._owners else np.zeros(0, np.int32)
         self._owners = []
         # (a fibre walked through is no PON fibre, so the entry found for it is an output, with an owner)
@@ -414,42 +399,43 @@ class _Packed:
 
 
 class _Fibres:
-    """Fibre ids packed in listing order (their UTF-8 text cut by ``offsets``), and their keys (64-bit hashes),
-    sorted, with the listing position of each (``order``: a stable sort, a key's fibres in listing order)."""
+    """Fibres in listing order as their keys (``hash``) and checks (:func:`check`), sorted by key, with the
+    listing position of each (``order``: a stable sort, a key's fibres in listing order)."""
 
-    def __init__(self, packed: _Packed, keys: list[Ints]) -> None:
-        """Take the text of ``packed`` and the pages of ``keys`` (one per string; the list is emptied)."""
-        self.text = packed.text
-        self.offsets = packed.offsets()
+    def __init__(self, keys: list[Ints], checks: list[Ints]) -> None:
+        """Take the pages of ``keys`` and ``checks`` (one per fibre; the lists are emptied)."""
         joined = np.concatenate(keys) if keys else np.zeros(0, _I64)
         keys.clear()
         self.order = np.argsort(joined, kind="stable")
         self.keys = joined[self.order]
+        del joined
+        joined = np.concatenate(checks) if checks else np.zeros(0, _I64)
+        checks.clear()
+        self.checks = joined[self.order]
 
     def last_of(self, wanted: Sequence[str], key: Callable[[str], int]) -> list[int]:
-        """Per wanted fibre, the position of the last one equal to it (-1: none)."""
-        keys, order = self.keys, self.order
+        """Per wanted fibre, the listing position of the last one equal to it (-1: none)."""
+        keys, checks, order = self.keys, self.checks, self.order
         asked = np.fromiter(map(key, wanted), _I64, len(wanted))
         low = np.searchsorted(keys, asked, "left").tolist()
         high = np.searchsorted(keys, asked, "right").tolist()
         del asked
-        text, offsets = self.text, self.offsets
         found: list[int] = []
-        for fibre, a, b in zip(wanted, low, high, strict=True):
-            encoded, at = fibre.encode(), -1
-            for p in reversed(order[a:b].tolist()):  # the same key, the last listed first
-                if text[offsets[p] : offsets[p + 1]] == encoded:
-                    at = p
+        for value, a, b in zip(_checks(wanted).tolist(), low, high, strict=True):
+            at = -1
+            for i in range(b - 1, a - 1, -1):  # the same key, the last listed first (the sort is stable)
+                if checks[i] == value:
+                    at = int(order[i])
                     break
             found.append(at)
         return found
 
     def index(self, places: Ints, olts: Sequence[OltView], key: Callable[[str], int]) -> Topology:
         """The :class:`Topology` where fibre ``n`` leads to ``olts[places[n]]`` (-1: nowhere, left out). A fibre
-        listed more than once is answered by its last entry. The text moves into the index, unsorted."""
-        order, keys, text, offsets = self.order, self.keys, self.text, self.offsets
+        listed more than once is answered by its last entry."""
+        order, keys, checks = self.order, self.keys, self.checks
         superseded = np.zeros(len(order), np.bool_)
-        # runs of one key: the same fibre listed again, or fibres sharing a hash
+        # runs of one key: the same fibre listed again (the same check too), or fibres sharing a key
         same = np.flatnonzero(keys[1:] == keys[:-1]).tolist()
         run_end = -1
         for i in same:
@@ -458,20 +444,15 @@ class _Fibres:
             run_end = i + 1
             while run_end + 1 < len(keys) and keys[run_end + 1] == keys[i]:
                 run_end += 1
-            last: dict[bytes, int] = {}
-            for p in order[i : run_end + 1].tolist():  # in listing order: the sort is stable
-                fibre = bytes(text[offsets[p] : offsets[p + 1]])
-                if (before := last.get(fibre)) is not None:
+            last: dict[int, int] = {}
+            for j in range(i, run_end + 1):  # in listing order: the sort is stable
+                value = int(checks[j])
+                if (before := last.get(value)) is not None:
                     superseded[before] = True
-                last[fibre] = p
-        kept = (places[order] >= 0) & ~superseded[order]
+                last[value] = j
+        kept = (places[order] >= 0) & ~superseded
         del superseded
-        self.order, self.keys = np.zeros(0, _I64), np.zeros(0, _I64)
-        order, keys = order[kept], keys[kept]
+        self.order, self.keys, self.checks = np.zeros(0, _I64), np.zeros(0, _I64), np.zeros(0, _I64)
         small: type[np.signedinteger[Any]] = np.int16 if len(olts) < 2**15 else np.int32
-        answers: Ints = places[order].astype(small)
-        positions: Ints = order.astype(np.int32 if len(offsets) < 2**31 else _I64)
-        del order, kept
-        return Topology(
-            blob=text, offsets=offsets, keys=keys, positions=positions, answers=answers, olts=olts, key=key
-        )
+        answers: Ints = places[order[kept]].astype(small)
+        return Topology(keys=keys[kept], checks=checks[kept], answers=answers, olts=olts, key=key)
