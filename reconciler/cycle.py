@@ -33,6 +33,7 @@ from reconciler.applying import ApplySettings, Gate, apply_plan, now_iso, quaran
 from reconciler.candidates import Candidates
 from reconciler.connectors.base import Connector
 from reconciler.errors import GuardTripped
+from reconciler.hashtable import HashedIds
 from reconciler.link_index import LinkIndex, LinkIndexBuilder
 from reconciler.model import (
     Desired,
@@ -228,7 +229,7 @@ async def run_entity(
         # links and the target snapshot first: a pair read exactly as when last found in agreement is settled
         # while the source streams, without running the rule (see ``reconciler.agreement``)
         started = time.perf_counter()
-        held = await store.held_ids(integration, entity)
+        held = HashedIds(await store.held_ids(integration, entity))
         builder = LinkIndexBuilder(held)
         await store.scan_links(integration, entity, builder.add)
         index = builder.build()
@@ -357,16 +358,21 @@ async def run_entity(
     # Release only ids that are (or are about to be) quarantined: a full cycle would otherwise send one DELETE
     # per unchanged record (~1M at 1M records) to find the few thousand quarantined ones.
     if effective != "full":
-        held = frozenset(
+        held = HashedIds(
             q.source_id for q in await store.quarantined(integration, entity, source_ids=succeeded_unchanged)
         )
     now_held = {q.source_id for q in quarantine}
+    was_held = held.contains(succeeded_unchanged)  # a false yes only releases a row that is not there
     await store.commit(
         Commit(
             integration=integration,
             entity=entity,
             quarantine=quarantine,
-            release_quarantine=tuple(sid for sid in succeeded_unchanged if sid in held or sid in now_held),
+            release_quarantine=tuple(
+                sid
+                for sid, before in zip(succeeded_unchanged, was_held, strict=True)
+                if before or sid in now_held
+            ),
             refresh_links=_refreshed_links(
                 normalized,
                 links,
@@ -405,7 +411,7 @@ class _Reading:
         """Source fingerprints of the linked records that were normalised, to store when found in agreement."""
 
 
-_Settle = tuple[LinkIndex, Callable[[Record], int], Collection[str]]
+_Settle = tuple[LinkIndex, Callable[[Record], int], HashedIds]
 
 
 async def _read_page(
@@ -436,14 +442,20 @@ async def _read_page(
             reading.settled += done.settled
             reading.settled_mark = max(reading.settled_mark, done.settled_mark)
             reading.fingerprints.update(done.fingerprints)
+            unlinked_filtered: list[Normalized] = []
             for record in done.rest:
                 item = rule.normalize(record, tables)
-                if type(item) is Filtered and record.id not in done.fingerprints and record.id not in held:
-                    # unlinked, not held: nothing to do about it but count it and move the cursor past it
-                    reading.filtered += 1
-                    reading.settled_mark = max(reading.settled_mark, item.updated_at)
+                if type(item) is Filtered and record.id not in done.fingerprints:
+                    unlinked_filtered.append(item)
                 else:
                     reading.normalized.append(item)
+            ids = [item.source_id for item in unlinked_filtered]
+            for item, was_held in zip(unlinked_filtered, held.contains(ids), strict=True):
+                if was_held:
+                    reading.normalized.append(item)
+                else:  # unlinked, not held: nothing to do about it but count it and move the cursor past it
+                    reading.filtered += 1
+                    reading.settled_mark = max(reading.settled_mark, item.updated_at)
         timer.add("normalize", t0)
     reading.fetched += len(page)
 

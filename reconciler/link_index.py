@@ -22,7 +22,7 @@ Pure: built from rows a store reads (:meth:`LinkIndexBuilder.add`), no I/O.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Final
 
 import msgspec
@@ -67,9 +67,9 @@ class Settling(msgspec.Struct):
 class LinkIndexBuilder:
     """Collects links a chunk at a time (as a store streams them) and builds the :class:`LinkIndex`."""
 
-    def __init__(self, held: Collection[str] = ()) -> None:
+    def __init__(self, held: hashtable.HashedIds | None = None) -> None:
         """``held``: source ids quarantined or skipped; their pairs are never eligible for settling."""
-        self._held = held
+        self._held = held if held is not None else hashtable.HashedIds(())
         self._source_keys: list[Int64s] = []
         self._target_keys: list[Int64s] = []
         self._source_hashes: list[Int64s] = []
@@ -84,21 +84,14 @@ class LinkIndexBuilder:
             return
         n = len(rows)
         sids, tids, states, source_hashes, target_hashes = zip(*rows, strict=True)
-        held = self._held
-        self._source_keys.append(np.fromiter(map(hash, sids), _I64, n))
+        source_keys = np.fromiter(map(hash, sids), _I64, n)
+        self._source_keys.append(source_keys)
         self._target_keys.append(np.fromiter(map(hash, tids), _I64, n))
         self._source_hashes.append(np.array(source_hashes, dtype=_I64))
         self._target_hashes.append(np.array(target_hashes, dtype=_I64))
-        self._eligible.append(
-            np.fromiter(
-                (
-                    state == "active" and sh != 0 and th != 0 and sid not in held
-                    for sid, state, sh, th in zip(sids, states, source_hashes, target_hashes, strict=True)
-                ),
-                np.bool_,
-                n,
-            )
-        )
+        active = np.fromiter((state == "active" for state in states), np.bool_, n)
+        known = (self._source_hashes[-1] != 0) & (self._target_hashes[-1] != 0)
+        self._eligible.append(active & known & ~self._held.contains_keys(source_keys))
         self._lengths.append(np.fromiter(map(len, sids), _I64, n))
         self._ids.append("".join(sids))
 

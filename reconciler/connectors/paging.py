@@ -138,6 +138,7 @@ async def stream_pages(
     seen = SeenKeys()
     total, rows = await fetch(paging.first())
     follow = collections.deque(paging.receive(PageResult(1, total, len(rows))))
+    seen.reserve(total)
     first = _fresh(rows, seen, key)
     if not follow:
         paging.finish(seen.count)
@@ -186,6 +187,11 @@ def _fresh(rows: Sequence[Item], seen: SeenKeys, key: Callable[[Item], str]) -> 
 #: Most a :class:`SeenKeys` table is filled before it doubles: 3/4 (a million keys fit 2^21 slots, 16 MB; linear
 #: probing then averages ~2.5 probes a key already seen and ~8.5 a new one, a few vectorised rounds a page).
 _MAX_LOAD_NUM, _MAX_LOAD_DEN = 3, 4
+#: Keys a table is sized for up front at most (a listing announcing more grows as its rows come; zeroed pages of a
+#: table sized for a total that never arrives cost no memory until written).
+_RESERVE_MAX = 1 << 24
+#: Slots of the old table rehashed per round when a table grows.
+_REHASH_SLICE = 1 << 16
 
 
 class SeenKeys:
@@ -256,10 +262,21 @@ class SeenKeys:
                 new[i] = True
         return new
 
+    def reserve(self, expected: int) -> None:
+        """Size the table for ``expected`` keys in all (a listing's announced total; at most
+        :data:`_RESERVE_MAX`), so it is not grown, and rehashed, as they come."""
+        if expected > self.count:
+            self._grow(min(expected, _RESERVE_MAX))
+
     def _grow(self, needed: int) -> None:
+        """Move to a table big enough for ``needed`` keys, rehashing a slice of the old one at a time (the
+        temporary arrays of one vector round over every key would cost several times the table)."""
         size = len(self._table)
         while _MAX_LOAD_DEN * needed > _MAX_LOAD_NUM * size:
             size *= 2
-        old = self._table[self._table != self._EMPTY]
-        self._table = np.zeros(size, np.int64)
-        self._insert(old)
+        if size == len(self._table):
+            return
+        old, self._table = self._table, np.zeros(size, np.int64)
+        for start in range(0, len(old), _REHASH_SLICE):
+            chunk = old[start : start + _REHASH_SLICE]
+            self._insert(chunk[chunk != self._EMPTY])

@@ -220,3 +220,19 @@ def test_seen_keys_stay_exact_across_many_merged_runs() -> None:
         fresh = seen.add(page)
         assert fresh == [0, 1, 2, 3, 4]
     assert seen.count == 300 * 5
+
+
+def test_seen_keys_grow_a_slice_at_a_time_and_a_reserved_table_does_not_grow() -> None:
+    # 200k keys: the table doubles past 2^16 and 2^17 slots, rehashing the old one in several slices
+    keys = [f"id-{n}" for n in range(200_000)]
+    seen = SeenKeys()
+    for start in range(0, len(keys), 1000):
+        assert seen.add(keys[start : start + 1000]) == list(range(1000))
+    assert seen.add(keys[::7]) == [] and seen.count == len(keys)
+    reserved = SeenKeys()
+    reserved.reserve(len(keys))
+    table = reserved._table
+    for start in range(0, len(keys), 1000):
+        reserved.add(keys[start : start + 1000])
+    assert reserved._table is table and reserved.count == len(keys)
+    assert reserved.add(["id-5", "new"]) == [1]

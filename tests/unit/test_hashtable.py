@@ -67,3 +67,19 @@ def test_keys_only_table_and_sizes() -> None:
         KeyTable(100)
     with pytest.raises(ValueError, match="cannot take 6 more"):  # a probe needs an empty slot to stop at
         table.insert(np.arange(1, 7, dtype=np.int64))
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.sets(st.text(max_size=6), max_size=30), st.lists(st.text(max_size=6), max_size=30))
+def test_hashed_ids_answer_as_the_set_does(members: set[str], asked: list[str]) -> None:
+    held = hashtable.HashedIds(members)
+    questions = [*asked, *members]
+    assert held.contains(questions) == [q in members for q in questions]
+    assert [q in held for q in questions] == [q in members for q in questions]
+    assert len(held) == len(members)
+    assert 3 not in held
+
+
+def test_hashed_ids_of_nothing_hold_nothing() -> None:
+    held = hashtable.HashedIds(())
+    assert held.contains(["a", ""]) == [False, False] and "a" not in held and len(held) == 0

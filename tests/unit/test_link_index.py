@@ -6,6 +6,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from reconciler.hashtable import HashedIds
 from reconciler.link_index import LinkIndex, LinkIndexBuilder
 from reconciler.model import Record
 from reconciler.state.store import LinkColumns
@@ -23,7 +24,7 @@ def fp(record: Record) -> int:
 
 
 def build(rows: list[LinkColumns], held: set[str] | None = None, chunk: int = 2) -> LinkIndex:
-    builder = LinkIndexBuilder(held or set())
+    builder = LinkIndexBuilder(HashedIds(held or ()))
     for start in range(0, len(rows), chunk):
         builder.add(rows[start : start + chunk])
     return builder.build()
