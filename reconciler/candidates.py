@@ -40,12 +40,6 @@ class Candidates:
     def __len__(self) -> int:
         return len(self._ends)
 
-    @property
-    def nbytes(self) -> int:
-        """Bytes held (the buffer and the per-record arrays)."""
-        per_record = self._ends.itemsize * (1 + len(self._hashes))
-        return len(self._buffer) + per_record * len(self._ends)
-
     def add(self, records: Iterable[Record]) -> None:
         """Pack ``records`` (unlinked targets the rule's filter admitted)."""
         buffer, ends, encode_into = self._buffer, self._ends, self._encode_into

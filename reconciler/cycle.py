@@ -236,6 +236,7 @@ async def run_entity(
         timer.add("state", started)
         started = time.perf_counter()
         snapshot = await _full_snapshot(rule, target, index, key if not compare_all else None)
+        index.forget_targets()
         timer.add("fetch_targets", started)
         targets = snapshot.records
         started = time.perf_counter()
@@ -442,7 +443,7 @@ async def _read_page(
             reading.settled += done.settled
             reading.settled_mark = max(reading.settled_mark, done.settled_mark)
             reading.fingerprints.update(done.fingerprints)
-            unlinked_filtered: list[Normalized] = []
+            unlinked_filtered: list[Filtered] = []
             for record in done.rest:
                 item = rule.normalize(record, tables)
                 if type(item) is Filtered and record.id not in done.fingerprints:

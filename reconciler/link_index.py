@@ -2,12 +2,14 @@
 
 A full cycle must know, for each of up to a million source records, whether it is linked and whether its pair can
 be *settled* (:mod:`reconciler.agreement`). As a ``dict[str, LinkRow]`` that costs ~400 bytes per link (the row,
-its id, target id and hash strings, the dict entry); this index holds what settling needs in ~70:
+its id, target id and hash strings, the dict entry); this index holds what settling needs in ~60:
 
-- each link's source id, once, in one string (``_blob``) cut by an offsets array;
+- each link's source id, once, in one string cut by an offsets array (:class:`SourceIds`; when every id is
+  lowercase hex of even length, as OZmap's 24-character ObjectIds are, the bytes those digits spell: half the size);
 - the links' positions by ``hash(source id)`` and by ``hash(target id)`` (Python's own 64-bit string hash, fixed
   for the life of the process, which is all the index lives), in two :class:`~reconciler.hashtable.KeyTable`,
-  looked up a page at a time;
+  looked up a page at a time (the target one only while the target snapshot is read: see
+  :meth:`LinkIndex.forget_targets`);
 - per link: the stored source and target fingerprints, whether the pair may be settled at all (*eligible*:
   active, both fingerprints known, source not held), and two flags filled in as the cycle reads — its target read
   as when last in agreement (*agreed*), its source too (*settled*).
@@ -22,6 +24,7 @@ Pure: built from rows a store reads (:meth:`LinkIndexBuilder.add`), no I/O.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from typing import Any, Final
 
@@ -106,19 +109,53 @@ class LinkIndexBuilder:
         lengths = take(self._lengths, _I64)
         cumulative = np.zeros(len(lengths) + 1, _I64)
         np.cumsum(lengths, out=cumulative[1:])
-        offsets = _narrow(cumulative)
-        del lengths, cumulative
-        blob = "".join(self._ids)
+        del lengths
+        text = "".join(self._ids)
         self._ids.clear()
+        ids = SourceIds(text, cumulative)
+        del text, cumulative
         return LinkIndex(
-            blob=blob,
-            offsets=offsets,
+            ids=ids,
             source_keys=take(self._source_keys, _I64),
             target_keys=take(self._target_keys, _I64),
             source_hashes=take(self._source_hashes, _I64),
             target_hashes=take(self._target_hashes, _I64),
             eligible=take(self._eligible, np.bool_),
         )
+
+
+_LOWER_HEX: Final = re.compile("[0-9a-f]*")
+
+
+class SourceIds:
+    """Strings cut from one text by offsets; as the bytes their digits spell when every one is lowercase hex of
+    even length (a 24-character ObjectId in 12 bytes), else as the text itself."""
+
+    def __init__(self, text: str, offsets: Int64s) -> None:
+        self._packed: bytes | None = None
+        self._text = text
+        if text and not (offsets & 1).any() and _LOWER_HEX.fullmatch(text):
+            self._packed, self._text = bytes.fromhex(text), ""
+            offsets = offsets // 2
+        self._offsets = _narrow(offsets)
+
+    @property
+    def packed(self) -> bool:
+        """Whether the ids are held as the bytes their hex digits spell."""
+        return self._packed is not None
+
+    def at(self, position: int) -> str:
+        """The string at ``position``."""
+        return self.many(np.array([position]))[0]
+
+    def many(self, positions: Indexes) -> list[str]:
+        """The strings at ``positions``."""
+        starts, ends = self._offsets[positions].tolist(), self._offsets[positions + 1].tolist()
+        if self._packed is None:
+            text = self._text
+            return [text[a:b] for a, b in zip(starts, ends, strict=True)]
+        packed = self._packed
+        return [packed[a:b].hex() for a, b in zip(starts, ends, strict=True)]
 
 
 class _Keyed:
@@ -139,6 +176,15 @@ class _Keyed:
             for key, position in zip(keys[at].tolist(), at.tolist(), strict=True):
                 self.shared.setdefault(key, []).append(position)
 
+    def keys_where(self, flags: Bools) -> Int64s:
+        """The keys (as stored), sorted, of which some position is flagged in ``flags``."""
+        table = self._table
+        occupied = np.flatnonzero(table.keys)
+        assert table.values is not None
+        keys = table.keys[occupied][flags[table.values[occupied]]]
+        more = [key for key, group in self.shared.items() if flags[group].any()]  # rare
+        return np.unique(np.concatenate([keys, np.array(more, _I64)]))
+
     def find(self, keys: Int64s) -> tuple[Bools, Indexes]:
         """Per key: whether some position has it, and the first such position (0 without a hit)."""
         return self._table.find(hashtable.stored(keys))
@@ -154,18 +200,18 @@ class LinkIndex:
     def __init__(
         self,
         *,
-        blob: str,
-        offsets: Indexes,
+        ids: SourceIds,
         source_keys: Int64s,
         target_keys: Int64s,
         source_hashes: Int64s,
         target_hashes: Int64s,
         eligible: Bools,
     ) -> None:
-        self._blob = blob
-        self._offsets = offsets
+        self._ids = ids
         self._sources = _Keyed(source_keys)
-        self._targets = _Keyed(target_keys)
+        self._target_table: _Keyed | None = _Keyed(target_keys)
+        self._dropped = np.zeros(0, _I64)
+        """After :meth:`forget_targets`: the keys of the confirmed targets, sorted."""
         self._source_hashes = source_hashes
         self._target_hashes = target_hashes
         self._eligible = eligible
@@ -175,9 +221,14 @@ class LinkIndex:
     def __len__(self) -> int:
         return len(self._eligible)
 
+    @property
+    def ids(self) -> SourceIds:
+        """The links' source ids, by position."""
+        return self._ids
+
     def source_id(self, position: int) -> str:
         """The source id of the link at ``position``."""
-        return self._blob[int(self._offsets[position]) : int(self._offsets[position + 1])]
+        return self._ids.at(position)
 
     def confirm_targets(
         self, records: Sequence[Record], fingerprint: Callable[[Record], int]
@@ -225,23 +276,21 @@ class LinkIndex:
             out.rest.extend(records)
             return out
         hits, at = self._sources.find(_keys(records))
-        offsets, blob = self._offsets, self._blob
         rows = zip(
             records,
             hits.tolist(),
             at.tolist(),
-            offsets[at].tolist(),
-            offsets[at + 1].tolist(),
+            self._ids.many(at),
             self._agreed[at].tolist(),
             self._source_hashes[at].tolist(),
             strict=True,
         )
         settled: list[int] = []
-        for record, hit, position, start, end, agreed, expected in rows:
+        for record, hit, position, linked_id, agreed, expected in rows:
             if not hit:
                 out.rest.append(record)
                 continue
-            if blob[start:end] != record.id:  # another id with the same hash, or unlinked
+            if linked_id != record.id:  # another id with the same hash, or unlinked
                 position = self._shared_source(record.id)
                 if position < 0:
                     out.rest.append(record)
@@ -262,21 +311,40 @@ class LinkIndex:
 
     def unsettled_ids(self) -> list[str]:
         """Source ids of the links not settled: read but changed, held, or not read at all."""
-        offsets = self._offsets
-        blob = self._blob
-        remaining = np.flatnonzero(~self._settled)
-        starts, ends = offsets[remaining].tolist(), offsets[remaining + 1].tolist()
-        return [blob[a:b] for a, b in zip(starts, ends, strict=True)]
+        return self._ids.many(np.flatnonzero(~self._settled))
 
     def unsettled(self) -> int:
         return len(self) - int(np.count_nonzero(self._settled))
+
+    @property
+    def _targets(self) -> _Keyed:
+        if self._target_table is None:
+            raise RuntimeError("the link index's target ids were forgotten: the target snapshot is read")
+        return self._target_table
+
+    def forget_targets(self) -> None:
+        """Drop the table of target ids once the target snapshot is read: :meth:`confirm_targets` and
+        :meth:`linked_targets` are done with, and :meth:`maybe_dropped` needs only the confirmed ones' keys
+        (sorted: 8 bytes a confirmed link instead of 12 a slot for every link)."""
+        if self._target_table is not None:
+            self._dropped = self._target_table.keys_where(self._agreed)
+            self._target_table = None
 
     def maybe_dropped(self, target_ids: Sequence[str]) -> list[bool]:
         """Per target id: whether a link with (a target id of) its hash was confirmed, so the snapshot dropped it
         (a collision only costs one extra read)."""
         if not len(self):
             return [False] * len(target_ids)
-        hits, at = self._targets.find(np.fromiter(map(hash, target_ids), _I64, len(target_ids)))
+        keys = np.fromiter(map(hash, target_ids), _I64, len(target_ids))
+        if self._target_table is None:
+            dropped, keys = self._dropped, hashtable.stored(keys)
+            if not len(dropped):
+                return [False] * len(target_ids)
+            found: list[bool] = (
+                dropped[np.minimum(np.searchsorted(dropped, keys), len(dropped) - 1)] == keys
+            ).tolist()
+            return found
+        hits, at = self._targets.find(keys)
         shared = self._targets.shared
         out: list[bool] = []
         for tid, hit, agreed in zip(target_ids, hits.tolist(), self._agreed[at].tolist(), strict=True):

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from reconciler.hashtable import HashedIds
-from reconciler.link_index import LinkIndex, LinkIndexBuilder
+from reconciler.link_index import LinkIndex, LinkIndexBuilder, SourceIds
 from reconciler.model import Record
 from reconciler.state.store import LinkColumns
 
@@ -52,6 +53,10 @@ def test_a_pair_whose_target_and_source_read_as_stored_is_settled_and_nothing_el
     assert sorted(index.unsettled_ids()) == ["s2", "s3", "s4"]
     assert index.unsettled() == 3
     assert index.maybe_dropped(["t1", "t2", "t3", "t9"]) == [True, True, False, False]
+    index.forget_targets()  # the target table goes; the confirmed targets' keys answer the same
+    assert index.maybe_dropped(["t1", "t2", "t3", "t9"]) == [True, True, False, False]
+    with pytest.raises(RuntimeError, match="forgotten"):
+        index.confirm_targets([rec("t1", 21)], fp)
 
 
 def test_only_eligible_links_are_compared_active_known_and_not_held() -> None:
@@ -78,12 +83,15 @@ def test_only_eligible_links_are_compared_active_known_and_not_held() -> None:
     assert len(done.rest) == 4
 
 
-def test_a_source_id_sharing_its_hash_with_another_link_is_still_matched_exactly() -> None:
-    # Crafted keys: link 0 ("x") is filed under hash("y"), like a real 64-bit collision between "x" and "y".
-    keys = np.array([hash("y"), hash("y"), hash("z")], np.int64)
+@pytest.mark.parametrize(("x", "y", "z", "w"), [("x", "y", "z", "w"), ("0a", "0b", "0c", "0d")])
+def test_a_source_id_sharing_its_hash_with_another_link_is_still_matched_exactly(
+    x: str, y: str, z: str, w: str
+) -> None:
+    # Crafted keys: link 0 (x) is filed under hash(y), like a real 64-bit collision between x and y; the ids as
+    # text, then as hex packed into bytes
+    keys = np.array([hash(y), hash(y), hash(z)], np.int64)
     index = LinkIndex(
-        blob="xyz",
-        offsets=np.array([0, 1, 2, 3], np.int64),
+        ids=SourceIds(x + y + z, np.array([0, 2, 4, 6] if len(x) == 2 else [0, 1, 2, 3], np.int64)),
         source_keys=keys,
         target_keys=np.array([hash("tx"), hash("ty"), hash("tz")], np.int64),
         source_hashes=np.array([1, 2, 3], np.int64),
@@ -91,10 +99,30 @@ def test_a_source_id_sharing_its_hash_with_another_link_is_still_matched_exactly
         eligible=np.array([True, True, True]),
     )
     index.confirm_targets([rec("tx", 7), rec("ty", 8), rec("tz", 9)], fp)
-    done = index.settle([rec("y", 2), rec("z", 3), rec("w", 2)], fp)
-    assert done.settled == 2  # "y" found past "x", which comes first under their shared hash
-    assert [r.id for r in done.rest] == ["w"]
-    assert index.unsettled_ids() == ["x"]
+    done = index.settle([rec(y, 2), rec(z, 3), rec(w, 2)], fp)
+    assert done.settled == 2  # y found past x, which comes first under their shared hash
+    assert [r.id for r in done.rest] == [w]
+    assert index.unsettled_ids() == [x]
+
+
+@pytest.mark.parametrize(
+    ("ids", "packed"),
+    [
+        (["64eb6e95262f070000000000", "64eb6e95262f07000000000a", "00"], True),  # hex, even lengths
+        (["64eb6e95262f070000000000", "64EB6E95262F07000000000A"], False),  # capitals would come back small
+        (["0a", "abc"], False),  # an odd length
+        (["0a", "0 b1"], False),  # bytes.fromhex would skip the space
+        (["é1", "x"], False),
+    ],
+)
+def test_source_ids_come_back_as_given_packed_or_not(ids: list[str], packed: bool) -> None:
+    index = build([(sid, f"t{n}", "active", 10 + n, 20 + n) for n, sid in enumerate(ids)], chunk=1)
+    assert index.ids.packed is packed
+    assert [index.source_id(n) for n in range(len(ids))] == ids
+    assert index.unsettled_ids() == ids
+    index.confirm_targets([rec(f"t{n}", 20 + n) for n in range(len(ids))], fp)
+    done = index.settle([rec(sid, 10 + n) for n, sid in enumerate(ids)] + [rec("0b", 1)], fp)
+    assert done.settled == len(ids) and [r.id for r in done.rest] == ["0b"]
 
 
 def test_links_sharing_a_target_are_each_confirmed_on_their_own_fingerprint() -> None:
@@ -110,6 +138,8 @@ def test_links_sharing_a_target_are_each_confirmed_on_their_own_fingerprint() ->
     assert done.settled == 1  # s2 only: s1 is inactive, s3 stored another target fingerprint
     assert sorted(index.unsettled_ids()) == ["s1", "s3"]
     assert index.maybe_dropped(["t1"]) == [True]
+    index.forget_targets()  # t1's first link (s1) was not confirmed, its second was
+    assert index.maybe_dropped(["t1", "t2"]) == [True, False]
 
 
 def test_an_empty_index_settles_nothing_and_keeps_everything() -> None:
@@ -120,6 +150,8 @@ def test_an_empty_index_settles_nothing_and_keeps_everything() -> None:
     done = index.settle(records, fp)
     assert (done.settled, done.rest, done.fingerprints) == (0, records, {})
     assert index.unsettled_ids() == []
+    assert index.maybe_dropped(["a"]) == [False]
+    index.forget_targets()
     assert index.maybe_dropped(["a"]) == [False]
 
 

@@ -11,13 +11,13 @@ as a fallback, because instances fill one or the other.
 whole) and resolves every chain once, up front: the :class:`Topology` it builds maps each PON fibre and each
 network-splitter output fibre that leads to an OLT to that OLT. It keeps no view but the OLTs, no graph and no
 per-stream memo. At a million boxes that is a few million fibres, so it is held in a few numpy arrays rather than a
-``dict[str, OltView]`` (a string object and a dict entry per fibre, ~120 bytes): per fibre two independent 64-bit
-hashes of its id — the *key*, ``hash(fibre)``, sorted, and the *check*, :func:`check` — and the index of its OLT in
-a short list: 18 bytes a fibre, whatever the length of its id. (Python's string hash is SipHash under a key drawn
+``dict[str, OltView]`` (a string object and a dict entry per fibre, ~120 bytes): per fibre two independent hashes
+of its id — the *key*, ``hash(fibre)`` (64 bits), sorted, and the *check*, :func:`check` (32 bits) — and the index
+of its OLT in a short list: 14 bytes a fibre, whatever the length of its id. (Python's string hash is SipHash under a key drawn
 per process, which is all the index lives.) A fibre that leads nowhere is left out. A page's fibres are answered
 together (:meth:`Topology.olts_for`: one ``numpy.searchsorted`` by key, each hit confirmed by its check, all
 vectorised); the rare fibres sharing a key are told apart by their checks. Two fibres would be taken for one only if
-both hashes agreed, a chance of about 2⁻¹²⁸ per pair.
+both hashes agreed, a chance of about 2⁻⁹⁶ per pair.
 
 The fibre ids themselves are not kept: at a million boxes their text alone was 30 MB of the cycle's peak.
 """
@@ -80,8 +80,8 @@ _I64 = np.int64
 
 
 def check(fibre: str) -> int:
-    """A fibre's second 64-bit hash, independent of ``hash(fibre)`` (SipHash of a different string)."""
-    return hash(fibre + "\x00")
+    """A fibre's second hash, 32 bits, independent of ``hash(fibre)`` (SipHash of a different string)."""
+    return int(_checks([fibre])[0])
 
 
 class Topology:
@@ -173,8 +173,8 @@ class Topology:
 
 
 def _checks(fibres: Sequence[str]) -> Ints:
-    """:func:`check` of each fibre."""
-    return np.fromiter(map(check, fibres), _I64, len(fibres))
+    """:func:`check` of each fibre: the low 32 bits of ``hash(fibre + NUL)``."""
+    return np.fromiter((hash(f + "\x00") for f in fibres), _I64, len(fibres)).astype(np.int32)
 
 
 def _utf8_lengths(texts: Sequence[str], total: int) -> Ints:
@@ -211,7 +211,7 @@ class TopologyBuilder:
     """Collects the listings in any order (each listing in its own order) and resolves every chain in :meth:`build`.
 
     Of a network splitter it keeps only its first input fibre and its output fibres, as they arrive: of each
-    output fibre its key (``hash``), its check (:func:`check`) and the splitter listing it, 20 bytes a fibre rather
+    output fibre its key (``hash``), its check (:func:`check`) and the splitter listing it, 16 bytes a fibre rather
     than a string object in a list; the page's inputs packed in one UTF-8 string with their lengths (a string kept
     per splitter would also pin the memory of the decoded page around it). PONs, slots and OLTs (a few per thousand
     boxes) are kept whole until the build. ``key``: the fibre's 64-bit hash; only a test passes another.
@@ -409,7 +409,7 @@ class _Fibres:
         self.order = np.argsort(joined, kind="stable")
         self.keys = joined[self.order]
         del joined
-        joined = np.concatenate(checks) if checks else np.zeros(0, _I64)
+        joined = np.concatenate(checks) if checks else np.zeros(0, np.int32)
         checks.clear()
         self.checks = joined[self.order]
 
@@ -452,7 +452,7 @@ class _Fibres:
                 last[value] = j
         kept = (places[order] >= 0) & ~superseded
         del superseded
-        self.order, self.keys, self.checks = np.zeros(0, _I64), np.zeros(0, _I64), np.zeros(0, _I64)
+        self.order, self.keys, self.checks = np.zeros(0, _I64), np.zeros(0, _I64), np.zeros(0, np.int32)
         small: type[np.signedinteger[Any]] = np.int16 if len(olts) < 2**15 else np.int32
         answers: Ints = places[order[kept]].astype(small)
         return Topology(keys=keys[kept], checks=checks[kept], answers=answers, olts=olts, key=key)
