@@ -427,8 +427,8 @@ async def _read_page(
 
     ``settle`` (full cycles: the links' index, with the targets confirmed unchanged, the source fingerprint
     function and the held source ids): a linked record whose target was confirmed and whose own fingerprint
-    equals the link's is settled instead of normalised (:meth:`LinkIndex.settle`); an unlinked, unheld record the rule filters out is
-    only counted (:attr:`_Reading.filtered`).
+    equals the link's is settled instead of normalised (:meth:`LinkIndex.settle`); an unlinked, unheld record the
+    rule filters out is only counted (:attr:`_Reading.filtered`).
     """
     for start in range(0, len(page), NORMALIZE_SLICE):
         if start:
@@ -741,7 +741,8 @@ def _refreshed_links(
     are stale.
 
     The content hash is refreshed always; with ``agreed`` (a full cycle: source fingerprints, the target
-    snapshot, the compared fields, the fingerprint key) the pair's fingerprints are stored too, when both records were read whole.
+    snapshot, the compared fields, the fingerprint key) the pair's fingerprints are stored too, when both records
+    were read whole.
     """
     acted = {a.source_id for a in plan.actions}
     rows = []

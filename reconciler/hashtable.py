@@ -180,9 +180,9 @@ class HashedIds:
     """A set of string ids held as their sorted 64-bit hashes (8 bytes an id instead of ~70 in a ``frozenset``).
 
     Membership can answer yes for an id not in the set (when its hash equals a member's: about once in 10^14 at
-    100k members) and never no for one that is in it. Only for sets where a false yes is harmless: the held
-    source ids of a full cycle, where it means one pair compared rather than settled, or one filtered record kept
-    in the plan's input rather than only counted.
+    100k members) and never no for one that is in it. Only for sets where a false yes is harmless: a cycle's held
+    source ids, where it means one pair compared rather than settled, one filtered record kept in the plan's input
+    rather than only counted, or one release of a quarantine row that is not there.
     """
 
     def __init__(self, ids: Iterable[str]) -> None:
