@@ -202,9 +202,12 @@ class HashedIds:
 
     def contains_keys(self, keys: Int64s) -> Bools:
         """Per ``hash(id)``: whether that id may be in the set."""
-        hashes = self._hashes
-        if not len(hashes):
-            return np.zeros(len(keys), np.bool_)
-        at = np.minimum(np.searchsorted(hashes, keys), len(hashes) - 1)
-        found: Bools = hashes[at] == keys
-        return found
+        return in_sorted(self._hashes, keys)
+
+
+def in_sorted(values: Int64s, keys: Int64s) -> Bools:
+    """Per key: whether it is among ``values`` (sorted ascending), by one ``numpy.searchsorted``."""
+    if not len(values):
+        return np.zeros(len(keys), np.bool_)
+    found: Bools = values[np.minimum(np.searchsorted(values, keys), len(values) - 1)] == keys
+    return found

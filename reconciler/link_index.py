@@ -332,26 +332,12 @@ class LinkIndex:
 
     def maybe_dropped(self, target_ids: Sequence[str]) -> list[bool]:
         """Per target id: whether a link with (a target id of) its hash was confirmed, so the snapshot dropped it
-        (a collision only costs one extra read)."""
-        if not len(self):
-            return [False] * len(target_ids)
-        keys = np.fromiter(map(hash, target_ids), _I64, len(target_ids))
-        if self._target_table is None:
-            dropped, keys = self._dropped, hashtable.stored(keys)
-            if not len(dropped):
-                return [False] * len(target_ids)
-            found: list[bool] = (
-                dropped[np.minimum(np.searchsorted(dropped, keys), len(dropped) - 1)] == keys
-            ).tolist()
-            return found
-        hits, at = self._targets.find(keys)
-        shared = self._targets.shared
-        out: list[bool] = []
-        for tid, hit, agreed in zip(target_ids, hits.tolist(), self._agreed[at].tolist(), strict=True):
-            if hit and shared and (group := self._targets.group(hash(tid))) is not None:
-                agreed = bool(self._agreed[group].any())
-            out.append(bool(hit and agreed))
-        return out
+        (a collision only costs one extra read). Asked once the target snapshot is read: the target table is
+        forgotten (:meth:`forget_targets`)."""
+        self.forget_targets()
+        keys = hashtable.stored(np.fromiter(map(hash, target_ids), _I64, len(target_ids)))
+        found: list[bool] = hashtable.in_sorted(self._dropped, keys).tolist()
+        return found
 
     def _agreeing(self, group: list[int], value: int) -> list[int]:
         """The eligible positions of ``group`` whose stored target fingerprint is ``value``."""

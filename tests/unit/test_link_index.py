@@ -53,7 +53,7 @@ def test_a_pair_whose_target_and_source_read_as_stored_is_settled_and_nothing_el
     assert sorted(index.unsettled_ids()) == ["s2", "s3", "s4"]
     assert index.unsettled() == 3
     assert index.maybe_dropped(["t1", "t2", "t3", "t9"]) == [True, True, False, False]
-    index.forget_targets()  # the target table goes; the confirmed targets' keys answer the same
+    index.forget_targets()  # maybe_dropped forgot the target table already: again, nothing changes
     assert index.maybe_dropped(["t1", "t2", "t3", "t9"]) == [True, True, False, False]
     with pytest.raises(RuntimeError, match="forgotten"):
         index.confirm_targets([rec("t1", 21)], fp)

@@ -14,10 +14,10 @@ per-stream memo. At a million boxes that is a few million fibres, so it is held 
 ``dict[str, OltView]`` (a string object and a dict entry per fibre, ~120 bytes): per fibre two independent hashes
 of its id — the *key*, ``hash(fibre)`` (64 bits), sorted, and the *check*, :func:`check` (32 bits) — and the index
 of its OLT in a short list: 14 bytes a fibre, whatever the length of its id. (Python's string hash is SipHash
-under a key drawn per process, which is all the index lives.) A fibre that leads nowhere is left out. A page's fibres are answered
-together (:meth:`Topology.olts_for`: one ``numpy.searchsorted`` by key, each hit confirmed by its check, all
-vectorised); the rare fibres sharing a key are told apart by their checks. Two fibres would be taken for one only if
-both hashes agreed, a chance of about 2⁻⁹⁶ per pair.
+under a key drawn per process, which is all the index lives.) A fibre that leads nowhere is left out. A page's
+fibres are answered together (:meth:`Topology.olts_for`: one ``numpy.searchsorted`` by key, each hit confirmed by
+its check, all vectorised); the rare fibres sharing a key are told apart by their checks. Two fibres would be
+taken for one only if both hashes agreed, a chance of about 2⁻⁹⁶ per pair.
 
 The fibre ids themselves are not kept: at a million boxes their text alone was 30 MB of the cycle's peak.
 """
@@ -213,8 +213,9 @@ class TopologyBuilder:
     Of a network splitter it keeps only its first input fibre and its output fibres, as they arrive: of each
     output fibre its key (``hash``), its check (:func:`check`) and the splitter listing it, 16 bytes a fibre rather
     than a string object in a list; the page's inputs packed in one UTF-8 string with their lengths (a string kept
-    per splitter would also pin the memory of the decoded page around it). PONs, slots and OLTs are kept whole until the
-    build (the benchmark world's 62k PONs at 1M boxes: ~35 MB). ``key``: the fibre's 64-bit hash; only a test passes another.
+    per splitter would also pin the memory of the decoded page around it). PONs, slots and OLTs are kept whole
+    until the build (the benchmark world's 62k PONs at 1M boxes: ~35 MB). ``key``: the fibre's 64-bit hash; only a
+    test passes another.
     """
 
     def __init__(self, *, key: Callable[[str], int] = hash) -> None:
