@@ -28,7 +28,7 @@ import anyio.lowlevel
 import anyio.to_thread
 import msgspec
 
-from reconciler import agreement, planning
+from reconciler import agreement, heap, planning
 from reconciler.applying import ApplySettings, Gate, apply_plan, now_iso, quarantine_rows, resolve_pending
 from reconciler.candidates import Candidates
 from reconciler.connectors.base import Connector
@@ -60,6 +60,8 @@ PLAN_IN_THREAD_MIN = 2000
 #: A full cycle reads the agreed targets of unsettled sources by id up to this share of the snapshot, else it
 #: streams the target collection again.
 REREAD_BY_ID_SHARE = 0.05
+#: Ids a full cycle re-reads at a time, each batch slimmed before the next is read.
+REREAD_CHUNK = 1000
 #: Held records re-read by an incremental cycle whose lookup tables did not change (least recently checked first).
 HELD_RECHECK = 1000
 #: The cursor name under which a cycle saves the fingerprint of the lookup tables it used.
@@ -241,8 +243,10 @@ async def run_entity(
         targets = snapshot.records
         started = time.perf_counter()
         settling = (index, agreement.source_fingerprinter(key), held)
+        trimmer = heap.Trimmer()
         async for page in source.stream(rule.source_collection):
             await _read_page(rule, page, tables, reading, timer, settle=settling)
+            trimmer.page_done()
             if progress is not None:
                 progress(f"{integration}/{entity}: fetched", reading.fetched)
         timer.add("fetch", started)
@@ -254,6 +258,7 @@ async def run_entity(
         timer.add("state", started)
         started = time.perf_counter()
         await _reread_agreed_targets(rule, target, links, index, snapshot)
+        del settling, index  # the plan and the commit need none of it (~40 MB at 1M links)
         _unpack_candidates(rule, snapshot, reading.normalized, links)
         timer.add("fetch_targets", started)
     else:
@@ -264,8 +269,10 @@ async def run_entity(
             await _read_page(rule, records, tables, reading, timer)
             reading.gone.extend(sorted(set(wanted) - {r.id for r in records}))
         else:
+            trimmer = heap.Trimmer()
             async for page in source.stream(rule.source_collection, since=since):
                 await _read_page(rule, page, tables, reading, timer)
+                trimmer.page_done()
                 if progress is not None:
                     progress(f"{integration}/{entity}: fetched", reading.fetched)
         if effective == "incremental":
@@ -409,7 +416,8 @@ class _Reading:
         """The newest change marker among the settled and the counted filtered records (they move the cursor
         too)."""
         self.fingerprints: dict[str, int] = {}
-        """Source fingerprints of the linked records that were normalised, to store when found in agreement."""
+        """Source fingerprints of the linked records normalised to a desired record, to store when found in
+        agreement."""
 
 
 _Settle = tuple[LinkIndex, Callable[[Record], int], HashedIds]
@@ -442,14 +450,18 @@ async def _read_page(
             done = index.settle(chunk, fingerprint)
             reading.settled += done.settled
             reading.settled_mark = max(reading.settled_mark, done.settled_mark)
-            reading.fingerprints.update(done.fingerprints)
+            fingerprints = done.fingerprints
             unlinked_filtered: list[Filtered] = []
             for record in done.rest:
                 item = rule.normalize(record, tables)
-                if type(item) is Filtered and record.id not in done.fingerprints:
+                if type(item) is Filtered and record.id not in fingerprints:
                     unlinked_filtered.append(item)
-                else:
-                    reading.normalized.append(item)
+                    continue
+                reading.normalized.append(item)
+                if isinstance(item, Desired) and (value := fingerprints.get(record.id)) is not None:
+                    reading.fingerprints[record.id] = (
+                        value  # only a desired record's pair is found in agreement
+                    )
             ids = [item.source_id for item in unlinked_filtered]
             for item, was_held in zip(unlinked_filtered, held.contains(ids), strict=True):
                 if was_held:
@@ -522,7 +534,9 @@ async def _full_snapshot(
             return agreement.UNKNOWN  # never stored on an eligible link: never confirmed
         return of_fields(record.fields)
 
+    trimmer = heap.Trimmer()
     async for page in target.stream(rule.target_collection):
+        trimmer.page_done()
         matched = [record for record in page if rule.target_matches(record)]
         size += len(matched)
         if index is not None and key is not None:
@@ -576,11 +590,17 @@ async def _reread_agreed_targets(
     keep = _compared_fields(rule)
     records = snapshot.records
     if len(wanted) <= max(FIND_ONE_BY_ONE_MAX, REREAD_BY_ID_SHARE * snapshot.size):
-        for record in await target.fetch_by_ids(rule.target_collection, sorted(wanted)):
-            if rule.target_matches(record):
-                records[record.id] = _slim(record, keep)
+        ids = sorted(wanted)
+        for start in range(0, len(ids), REREAD_CHUNK):
+            for record in await target.fetch_by_ids(
+                rule.target_collection, ids[start : start + REREAD_CHUNK]
+            ):
+                if rule.target_matches(record):
+                    records[record.id] = _slim(record, keep)
         return
+    trimmer = heap.Trimmer()
     async for page in target.stream(rule.target_collection):
+        trimmer.page_done()
         for record in page:
             if record.id in wanted and rule.target_matches(record):
                 records[record.id] = _slim(record, keep)

@@ -10,9 +10,9 @@ its id, target id and hash strings, the dict entry); this index holds what settl
   for the life of the process, which is all the index lives), in two :class:`~reconciler.hashtable.KeyTable`,
   looked up a page at a time (the target one only while the target snapshot is read: see
   :meth:`LinkIndex.forget_targets`);
-- per link: the stored source and target fingerprints, whether the pair may be settled at all (*eligible*:
-  active, both fingerprints known, source not held), and two flags filled in as the cycle reads — its target read
-  as when last in agreement (*agreed*), its source too (*settled*).
+- per link: the stored source and target fingerprints (the target's also only until then), whether the pair may
+  be settled at all (*eligible*: active, both fingerprints known, source not held), and two flags filled in as the
+  cycle reads — its target read as when last in agreement (*agreed*), its source too (*settled*).
 
 A source id is matched exactly (its string is compared, and the rare ids sharing a hash are resolved one by
 one). A target id is matched by hash only, which is safe where it is used: a target is taken as agreed only if
@@ -179,11 +179,21 @@ class _Keyed:
     def keys_where(self, flags: Bools) -> Int64s:
         """The keys (as stored), sorted, of which some position is flagged in ``flags``."""
         table = self._table
-        occupied = np.flatnonzero(table.keys)
         assert table.values is not None
-        keys = table.keys[occupied][flags[table.values[occupied]]]
-        more = [key for key, group in self.shared.items() if flags[group].any()]  # rare
-        return np.unique(np.concatenate([keys, np.array(more, _I64)]))
+        occupied = table.keys != 0
+        chosen = np.zeros(len(occupied), np.bool_)  # masks rather than index arrays: the fewest bytes at once
+        chosen[occupied] = flags[table.values[occupied]]
+        del occupied
+        keys = table.keys[chosen]
+        del chosen
+        # a shared key is in the table once, with its first position (as listed): add it if another is flagged
+        more = [
+            key for key, group in self.shared.items() if not flags[group[0]] and flags[group].any()
+        ]  # rare
+        if more:
+            keys = np.concatenate([keys, np.array(more, _I64)])
+        keys.sort()  # the table's keys are distinct already
+        return keys
 
     def find(self, keys: Int64s) -> tuple[Bools, Indexes]:
         """Per key: whether some position has it, and the first such position (0 without a hit)."""
@@ -323,12 +333,13 @@ class LinkIndex:
         return self._target_table
 
     def forget_targets(self) -> None:
-        """Drop the table of target ids once the target snapshot is read: :meth:`confirm_targets` and
-        :meth:`linked_targets` are done with, and :meth:`maybe_dropped` needs only the confirmed ones' keys
-        (sorted: 8 bytes a confirmed link instead of 12 a slot for every link)."""
+        """Drop the table of target ids and the target fingerprints once the target snapshot is read:
+        :meth:`confirm_targets` and :meth:`linked_targets` are done with, and :meth:`maybe_dropped` needs only the
+        confirmed ones' keys (sorted: 8 bytes a confirmed link instead of 20 for every link)."""
         if self._target_table is not None:
             self._dropped = self._target_table.keys_where(self._agreed)
             self._target_table = None
+            self._target_hashes = np.zeros(0, _I64)  # only confirm_targets compares them
 
     def maybe_dropped(self, target_ids: Sequence[str]) -> list[bool]:
         """Per target id: whether a link with (a target id of) its hash was confirmed, so the snapshot dropped it

@@ -465,42 +465,47 @@ class SqliteStateStore:
 
     async def commit(self, batch: Commit) -> None:
         """Apply a :class:`Commit` in one transaction: link upserts, then removals, journal updates, quarantine,
-        releases, and the cursor (only when ``batch.cursor`` is not None). Any failure rolls back all of it."""
+        releases, and the cursor (only when ``batch.cursor`` is not None). Any failure rolls back all of it.
+
+        Rows are handed to SQLite as generators over the batch (immutable), so each parameter tuple lives only
+        while its statement runs: a first sync's million links never exist twice over."""
         now, key = self._now(), (batch.integration, batch.entity)
         async with self._writing(f"commit {batch.integration}/{batch.entity}") as db:
             if batch.upsert_links:
                 # spelled out (not _values): the hot path, up to millions of rows on a first sync
-                links = [
+                await db.executemany(
+                    _UPSERT_LINK,
                     (
-                        *key,
-                        r.source_id,
-                        r.target_id,
-                        r.natural_key,
-                        r.content_hash,
-                        r.state,
-                        r.updated_at or now,
-                        r.source_hash,
-                        r.target_hash,
-                    )
-                    for r in batch.upsert_links
-                ]
-                await db.executemany(_UPSERT_LINK, links)
+                        (
+                            *key,
+                            r.source_id,
+                            r.target_id,
+                            r.natural_key,
+                            r.content_hash,
+                            r.state,
+                            r.updated_at or now,
+                            r.source_hash,
+                            r.target_hash,
+                        )
+                        for r in batch.upsert_links
+                    ),
+                )
             if batch.refresh_links:
                 await db.executemany(
                     _REFRESH_LINK,
-                    [
+                    (
                         (r.content_hash, r.source_hash, r.target_hash, r.updated_at, *key, r.source_id)
                         for r in batch.refresh_links
-                    ],
+                    ),
                 )
             if batch.remove_links:
-                await db.executemany(_DELETE_LINK, [(*key, sid) for sid in batch.remove_links])
+                await db.executemany(_DELETE_LINK, ((*key, sid) for sid in batch.remove_links))
             if batch.journal:
                 await self._update_journal(batch.journal)
             if batch.quarantine:
-                await db.executemany(_UPSERT_QUARANTINE, [_values(q, "at", now) for q in batch.quarantine])
+                await db.executemany(_UPSERT_QUARANTINE, (_values(q, "at", now) for q in batch.quarantine))
             if batch.release_quarantine:
-                await db.executemany(_DELETE_QUARANTINE, [(*key, sid) for sid in batch.release_quarantine])
+                await db.executemany(_DELETE_QUARANTINE, ((*key, sid) for sid in batch.release_quarantine))
             if batch.cursor is not None:
                 await db.execute(_UPSERT_CURSOR, (*key, batch.cursor_name, batch.cursor))
             if batch.marks:

@@ -205,6 +205,9 @@ def test_the_index_answers_as_a_dict_of_links_would(
     assert [r.id for r in done.rest] == [s for s in sources if s not in settled]
     assert done.fingerprints == {s: v for s, v in sources.items() if s in links and s not in settled}
     assert sorted(index.unsettled_ids()) == sorted(set(links) - settled)
+    # once the snapshot is read, the dropped targets are known from the confirmed links' keys alone
+    asked = [*targets, *(tid for tid, _, _, _ in links.values())]
+    assert index.maybe_dropped(asked) == [tid in dropped for tid in asked]
 
 
 def test_a_record_no_link_names_is_told_apart_from_the_linked_targets() -> None:

@@ -25,6 +25,7 @@ The fibre ids themselves are not kept: at a million boxes their text alone was 3
 from __future__ import annotations
 
 import itertools
+import operator
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, cast
 
@@ -213,14 +214,28 @@ class TopologyBuilder:
     Of a network splitter it keeps only its first input fibre and its output fibres, as they arrive: of each
     output fibre its key (``hash``), its check (:func:`check`) and the splitter listing it, 16 bytes a fibre rather
     than a string object in a list; the page's inputs packed in one UTF-8 string with their lengths (a string kept
-    per splitter would also pin the memory of the decoded page around it). PONs, slots and OLTs are kept whole
-    until the build (the benchmark world's 62k PONs at 1M boxes: ~35 MB). ``key``: the fibre's 64-bit hash; only a
-    test passes another.
+    per splitter would also pin the memory of the decoded page around it). Of a PON, likewise, its fibres' keys and
+    checks and its id packed, and its slot (or parent) as the place of that id in a table of the distinct ones: the
+    benchmark world's 62k PONs at 1M boxes, ~35 MB as views, are ~3 MB so. Slots and OLTs, a few thousand, are kept
+    whole until the build. ``key``: the fibre's 64-bit hash; only a test passes another.
     """
 
     def __init__(self, *, key: Callable[[str], int] = hash) -> None:
         self._key = key
-        self._pons: list[PonView] = []
+        self._pon_ids = _Packed()
+        """Every PON's id, in listing order."""
+        self._pon_slots: list[Ints] = []
+        """Pages of each PON's slot (or parent), as its place in :attr:`_slot_names`."""
+        self._slot_names: dict[str, int] = {}
+        """The slot (or parent) ids the PONs name, each once ("" for none), numbered as they come."""
+        self._pons = 0
+        """PONs so far."""
+        self._pon_keys: list[Ints] = []
+        """Pages of the keys of the PON fibres, in listing order (after every output at the build)."""
+        self._pon_checks: list[Ints] = []
+        """Their checks, page for page."""
+        self._pon_owners: list[Ints] = []
+        """The PON listing each of them, page for page."""
         self._slots: list[SlotView] = []
         self._olts: list[OltView] = []
         self._splitters = 0
@@ -234,7 +249,25 @@ class TopologyBuilder:
         self._owners: list[Ints] = []
 
     def add_pons(self, rows: Iterable[PonView]) -> None:
-        self._pons.extend(rows)
+        ids: list[str] = []
+        slots: list[int] = []
+        fibres: list[str] = []
+        owners: list[int] = []
+        names = self._slot_names
+        for pon in rows:
+            listed = [f for f in pon.connectables if f]
+            owners.extend([self._pons + len(ids)] * len(listed))
+            fibres.extend(listed)
+            ids.append(pon.id)
+            slots.append(names.setdefault(pon.slot or pon.parent or "", len(names)))
+        if ids:
+            self._pon_ids.add(ids)
+            self._pon_slots.append(np.array(slots, np.int32))
+            self._pons += len(ids)
+        if fibres:
+            self._pon_keys.append(np.fromiter(map(self._key, fibres), _I64, len(fibres)))
+            self._pon_checks.append(_checks(fibres))
+            self._pon_owners.append(np.array(owners, np.int32))
 
     def add_slots(self, rows: Iterable[SlotView]) -> None:
         self._slots.extend(rows)
@@ -269,88 +302,90 @@ class TopologyBuilder:
         """Resolve every chain once. Same answers as walking up from each fibre (see :meth:`_resolve`).
 
         The builder is left empty."""
-        at_pon = self._pon_fibres()
-        pon_fibres = list(at_pon)
-        # after every output: a PON fibre is answered by its PON, whatever lists it too
-        self._add_fibres(pon_fibres)
-        del pon_fibres
-        fibres = _Fibres(self._keys, self._checks)
-        owners = np.concatenate(self._owners) if self._owners else np.zeros(0, np.int32)
-        self._owners = []
-        # (a fibre walked through is no PON fibre, so the entry found for it is an output, with an owner)
-        olt_of_splitter = self._resolve(self._inputs.unpack(), at_pon, fibres, owners)
+        olt_of_pon = self._pon_olts()
+        pon_owners = _joined(self._pon_owners)
+        owners = _joined(self._owners)
+        self._pon_owners, self._owners = [], []
+        # the PON fibres after every output: a PON fibre is answered by its PON (the last listing it), whatever
+        # lists it too
+        keys, checks = [*self._keys, *self._pon_keys], [*self._checks, *self._pon_checks]
+        self._keys, self._checks, self._pon_keys, self._pon_checks = [], [], [], []
+        fibres = _Fibres(keys, checks)
+        olt_of_splitter = self._resolve(self._inputs.unpack(), fibres, owners, pon_owners, olt_of_pon)
         self._inputs, self._splitters = _Packed(), 0
-        self._pons, self._slots, self._olts = [], [], []  # the index holds what it needs
+        self._slots, self._olts = [], []  # the index holds what it needs
         # the OLTs answered, each once (by identity: an answer is the very object listed), and -1 for None
-        distinct = {id(olt): olt for olt in (*olt_of_splitter, *at_pon.values()) if olt is not None}
+        distinct = {id(olt): olt for olt in (*olt_of_splitter, *olt_of_pon) if olt is not None}
         olts = list(distinct.values())
         place_of = {key: place for place, key in enumerate(distinct)}
         place_of[id(None)] = -1
-        splitter_places = np.fromiter(
-            (place_of[id(o)] for o in olt_of_splitter), np.int32, len(olt_of_splitter)
+        splitter_places, pon_places = (
+            np.fromiter((place_of[id(o)] for o in answers), np.int32, len(answers))
+            for answers in (olt_of_splitter, olt_of_pon)
         )
-        del olt_of_splitter
-        places = np.concatenate(
-            [
-                splitter_places[owners],
-                np.fromiter((place_of[id(o)] for o in at_pon.values()), np.int32, len(at_pon)),
-            ]
-        )
-        del owners, splitter_places, at_pon
+        del olt_of_splitter, olt_of_pon
+        places = np.concatenate([splitter_places[owners], pon_places[pon_owners]])
+        del owners, pon_owners, splitter_places, pon_places
         return fibres.index(places, olts, self._key)
 
-    def _pon_fibres(self) -> dict[str, OltView | None]:
-        """Every PON fibre → the OLT of its PON's slot (None: slot or OLT unknown); a later PON wins a fibre."""
+    def _pon_olts(self) -> list[OltView | None]:
+        """The OLT of each PON's slot, in listing order (None: slot or OLT unknown). The PONs are dropped."""
         by_id = {o.id: o for o in self._olts}
-        slot_of_pon: dict[str, str] = {p.id: p.slot or p.parent or "" for p in self._pons}
+        names = list(self._slot_names)
+        pons = self._pon_ids.unpack()
+        slot_of_pon = {pon: names[n] for pon, n in zip(pons, _joined(self._pon_slots).tolist(), strict=True)}
+        self._pon_ids, self._pon_slots, self._slot_names, self._pons = _Packed(), [], {}, 0
         for slot in self._slots:
             slot_of_pon.update((pon, slot.id) for pon in slot.connectables if pon)
         olt_of_slot: dict[str, str] = {s.id: (s.olt or s.parent or "") for s in self._slots}
         for olt in self._olts:
             olt_of_slot.update((slot, olt.id) for slot in olt.connectables if slot)
-        at_pon: dict[str, OltView | None] = {}
-        for pon in self._pons:
-            olt_of_pon = by_id.get(olt_of_slot.get(slot_of_pon[pon.id], ""))
-            at_pon.update((f, olt_of_pon) for f in pon.connectables if f)
-        return at_pon
+        return [by_id.get(olt_of_slot.get(slot_of_pon[pon], "")) for pon in pons]
 
     def _resolve(
-        self, inputs: list[str], at_pon: dict[str, OltView | None], outputs: _Fibres, owners: Ints
+        self,
+        inputs: list[str],
+        fibres: _Fibres,
+        owners: Ints,
+        pon_owners: Ints,
+        olt_of_pon: Sequence[OltView | None],
     ) -> list[OltView | None]:
         """The OLT each network splitter's output fibres lead to (``inputs``: each one's first input fibre).
 
-        Walking up from an output fibre of splitter S: S's first input is a PON fibre (found, 1 hop), or the
-        output of another network splitter (the last listed that holds it), whose first input is looked at in
-        turn, and so on, giving up after MAX_DEPTH hops. Every output fibre of S thus gets S's answer; a chain
-        that cycles never meets a PON fibre, so running into the depth limit answers it as a revisit would.
-        Each splitter's hop count is kept, so a chain is walked once for all the splitters on it.
+        ``fibres``: the output fibres (``owners``: the splitter listing each), then the PON fibres
+        (``pon_owners``: the PON listing each; ``olt_of_pon``: its OLT). Walking up from an output fibre of
+        splitter S: S's first input is a PON fibre (found, 1 hop), or the output of another network splitter (the
+        last listed that holds it), whose first input is looked at in turn, and so on, giving up after MAX_DEPTH
+        hops. Every output fibre of S thus gets S's answer; a chain that cycles never meets a PON fibre, so
+        running into the depth limit answers it as a revisit would. Each splitter's hop count is kept, so a chain
+        is walked once for all the splitters on it.
         """
-        # fibres entering a network splitter that are not PON fibres: the only ones walked through, each to the
-        # splitter listing it as an output (the last listed, when several do)
-        through = sorted({f for f in inputs if f and f not in at_pon})
-        upstream: dict[str, int] = {
-            fibre: int(owners[at])
-            for fibre, at in zip(through, outputs.last_of(through, self._key), strict=True)
-            if at >= 0
-        }
-        del through
+        # what feeds each splitter: the last entry listing its first input fibre, a PON's if any (they come
+        # last), else a splitter's output. As a number: the splitter (>= 0), nothing (-1) or PON p (-2 - p).
+        outputs = len(owners)
+        at = np.array(fibres.last_of(inputs, self._key), _I64)
+        at[np.fromiter(map(operator.not_, inputs), np.bool_, len(inputs))] = -1  # "": no input fibre
+        feeds = np.full(len(inputs), -1, _I64)
+        upstream = (at >= 0) & (at < outputs)
+        feeds[upstream] = owners[at[upstream]]
+        at_pon = at >= outputs
+        feeds[at_pon] = -2 - pon_owners[at[at_pon] - outputs].astype(_I64)
+        del at, upstream, at_pon
+        feed = feeds.tolist()
+        del feeds
         hops = [_UNKNOWN] * len(inputs)
         olt: list[OltView | None] = [None] * len(inputs)
         for start in range(len(inputs)):
             if hops[start] != _UNKNOWN:
                 continue
             path = [start]
-            fibre = inputs[start]
+            up = feed[start]
             while True:
-                if not fibre:
+                if up == -1:
                     base, found = _BEYOND, None
                     break
-                if fibre in at_pon:
-                    base, found = 0, at_pon[fibre]
-                    break
-                up = upstream.get(fibre)
-                if up is None:
-                    base, found = _BEYOND, None
+                if up < -1:
+                    base, found = 0, olt_of_pon[-2 - up]
                     break
                 if hops[up] != _UNKNOWN:
                     base, found = hops[up], olt[up]
@@ -359,12 +394,17 @@ class TopologyBuilder:
                     base, found, path = _BEYOND, None, path[:1]
                     break
                 path.append(up)
-                fibre = inputs[up]
+                up = feed[up]
             for k, n in enumerate(path):
                 distance = min(base + len(path) - k, _BEYOND)
                 hops[n] = distance
                 olt[n] = found if distance <= MAX_DEPTH else None
         return olt
+
+
+def _joined(pages: list[Ints]) -> Ints:
+    """The ``int32`` pages one after the other."""
+    return np.concatenate(pages) if pages else np.zeros(0, np.int32)
 
 
 class _Packed:
