@@ -458,10 +458,9 @@ async def _read_page(
                     unlinked_filtered.append(item)
                     continue
                 reading.normalized.append(item)
+                # only a desired record's pair is ever found in agreement: a held one's fingerprint is not kept
                 if isinstance(item, Desired) and (value := fingerprints.get(record.id)) is not None:
-                    reading.fingerprints[record.id] = (
-                        value  # only a desired record's pair is found in agreement
-                    )
+                    reading.fingerprints[record.id] = value
             ids = [item.source_id for item in unlinked_filtered]
             for item, was_held in zip(unlinked_filtered, held.contains(ids), strict=True):
                 if was_held:

@@ -186,10 +186,8 @@ class _Keyed:
         del occupied
         keys = table.keys[chosen]
         del chosen
-        # a shared key is in the table once, with its first position (as listed): add it if another is flagged
-        more = [
-            key for key, group in self.shared.items() if not flags[group[0]] and flags[group].any()
-        ]  # rare
+        # a shared key (rare) is in the table once, with its first position: add it if another one is flagged
+        more = [key for key, group in self.shared.items() if not flags[group[0]] and flags[group].any()]
         if more:
             keys = np.concatenate([keys, np.array(more, _I64)])
         keys.sort()  # the table's keys are distinct already

@@ -216,7 +216,7 @@ class TopologyBuilder:
     than a string object in a list; the page's inputs packed in one UTF-8 string with their lengths (a string kept
     per splitter would also pin the memory of the decoded page around it). Of a PON, likewise, its fibres' keys and
     checks and its id packed, and its slot (or parent) as the place of that id in a table of the distinct ones: the
-    benchmark world's 62k PONs at 1M boxes, ~35 MB as views, are ~3 MB so. Slots and OLTs, a few thousand, are kept
+    benchmark world's 62k PONs at 1M boxes, ~35 MB as views, are ~4 MB so. Slots and OLTs, a few thousand, are kept
     whole until the build. ``key``: the fibre's 64-bit hash; only a test passes another.
     """
 
