@@ -2,8 +2,8 @@
 
 A full cycle compares every linked pair: it runs the rule on the source record and diffs the result with the
 target record. When the comparison finds them in agreement (no action), the cycle stores two 64-bit
-fingerprints on the link: the source record's (every field the connector read) and the target record's (the
-fields the plan compares). A later full cycle that reads *the same bytes on both sides* knows the outcome
+fingerprints on the link: the source record's (the fields the rule reads, ``CompiledRule.source_reads``) and the
+target record's (the fields the plan compares). A later full cycle that reads *the same bytes on both sides* knows the outcome
 without running the rule or the diff, because normalisation and planning are pure functions of those inputs:
 
 * both fingerprints are keyed with the :func:`basis` — the rule as compiled (its spec, options and the two
@@ -49,9 +49,13 @@ def basis(rule_fingerprint: bytes, lookups_fingerprint: str) -> bytes:
     return digest.digest()
 
 
-def source_fingerprint(record: Record, key: bytes) -> int:
-    """The fingerprint of everything the rule may read of ``record`` (its fields and its problem, if any)."""
-    return source_fingerprinter(key)(record)
+def source_fingerprint(record: Record, names: Sequence[str], key: bytes) -> int:
+    """The fingerprint of what the rule reads of ``record``: the fields ``names`` (the rule's
+    ``source_reads``; an absent field counts as ``None``, as the rule reads it) and its problem, if any.
+
+    A field the rule never reads cannot change its outcome, so an edit to it leaves the pair settled.
+    """
+    return source_fingerprinter(names, key)(record)
 
 
 def target_fingerprint(fields: Fields, names: Sequence[str], key: bytes) -> int:
@@ -62,12 +66,12 @@ def target_fingerprint(fields: Fields, names: Sequence[str], key: bytes) -> int:
     return target_fingerprinter(names, key)(fields)
 
 
-def source_fingerprinter(key: bytes) -> Callable[[Record], int]:
-    """:func:`source_fingerprint` with ``key`` bound (the per-record call of a full cycle, made once)."""
-    keyed, encode = _keyed(key), _encoder.encode
+def source_fingerprinter(names: Sequence[str], key: bytes) -> Callable[[Record], int]:
+    """:func:`source_fingerprint` with ``names`` and ``key`` bound (the per-record call of a full cycle)."""
+    keyed, values = _keyed(key), _values_of(names)
 
     def fingerprint(record: Record) -> int:
-        data = encode(record.fields)
+        data = values(record.fields)
         if record.problem:
             data += record.problem.encode()
         return _digest(keyed, data)
@@ -77,19 +81,29 @@ def source_fingerprinter(key: bytes) -> Callable[[Record], int]:
 
 def target_fingerprinter(names: Sequence[str], key: bytes) -> Callable[[Fields], int]:
     """:func:`target_fingerprint` with ``names`` and ``key`` bound (the per-record call of a full cycle)."""
-    keyed, encode, names = _keyed(key), _encoder.encode, tuple(names)
-    # the fields as a tuple when the record has them all (a JSON array either way: the same bytes as a list)
-    pick = operator.itemgetter(*names) if len(names) > 1 else None
+    keyed, values = _keyed(key), _values_of(names)
 
     def fingerprint(fields: Fields) -> int:
-        if pick is not None:
-            try:
-                return _digest(keyed, encode(pick(fields)))
-            except KeyError:
-                pass
-        return _digest(keyed, encode([fields.get(name) for name in names]))
+        return _digest(keyed, values(fields))
 
     return fingerprint
+
+
+def _values_of(names: Sequence[str]) -> Callable[[Fields], bytes]:
+    """The JSON array of the values of ``names`` in a record's fields, absent ones as ``null``."""
+    names, encode = tuple(names), _encoder.encode
+    if len(names) < 2:
+        return lambda fields: encode([fields.get(name) for name in names])
+    # the fields as a tuple when the record has them all (a JSON array either way: the same bytes as a list)
+    pick = operator.itemgetter(*names)
+
+    def values(fields: Fields) -> bytes:
+        try:
+            return encode(pick(fields))
+        except KeyError:
+            return encode([fields.get(name) for name in names])
+
+    return values
 
 
 def rule_digest(parts: Iterable[object]) -> bytes:

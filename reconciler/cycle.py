@@ -110,6 +110,10 @@ class RuleLike(Protocol):
     def max_inactivate_share(self) -> float | None: ...
     @property
     def fingerprint(self) -> bytes: ...
+    @property
+    def source_reads(self) -> tuple[str, ...]: ...
+    @property
+    def target_filter_reads(self) -> frozenset[str]: ...
 
     def normalize(self, record: Record, lookups: Mapping[str, Mapping[str, Value]]) -> Normalized: ...
 
@@ -242,7 +246,7 @@ async def run_entity(
         timer.add("fetch_targets", started)
         targets = snapshot.records
         started = time.perf_counter()
-        settling = (index, agreement.source_fingerprinter(key), held)
+        settling = (index, agreement.source_fingerprinter(rule.source_reads, key), held)
         trimmer = heap.Trimmer()
         async for page in source.stream(rule.source_collection):
             await _read_page(rule, page, tables, reading, timer, settle=settling)
@@ -534,7 +538,7 @@ async def _full_snapshot(
         return of_fields(record.fields)
 
     trimmer = heap.Trimmer()
-    async for page in target.stream(rule.target_collection):
+    async for page in target.stream(rule.target_collection, fields=_target_reads(rule)):
         trimmer.page_done()
         matched = [record for record in page if rule.target_matches(record)]
         size += len(matched)
@@ -598,7 +602,7 @@ async def _reread_agreed_targets(
                     records[record.id] = _slim(record, keep)
         return
     trimmer = heap.Trimmer()
-    async for page in target.stream(rule.target_collection):
+    async for page in target.stream(rule.target_collection, fields=_target_reads(rule)):
         trimmer.page_done()
         for record in page:
             if record.id in wanted and rule.target_matches(record):
@@ -644,6 +648,11 @@ def _compared_fields(rule: RuleLike) -> tuple[str, ...]:
     if rule.removal.field:
         names[rule.removal.field] = None
     return tuple(names)
+
+
+def _target_reads(rule: RuleLike) -> frozenset[str]:
+    """The target fields a full cycle reads of a streamed record: the compared ones and the filter's."""
+    return frozenset(_compared_fields(rule)) | rule.target_filter_reads
 
 
 def lookups_fingerprint(tables: Mapping[str, Mapping[str, Value]]) -> str:

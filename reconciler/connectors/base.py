@@ -11,7 +11,7 @@ sandbox server, never a patched function), never touch the state store, and neve
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from typing import Protocol, runtime_checkable
 
 import msgspec
@@ -60,11 +60,14 @@ class Connector(Protocol):
         *,
         since: str | None = None,
         deleted: bool = False,
+        fields: Collection[str] | None = None,
     ) -> AsyncIterator[Sequence[Record]]:
         """Yield the collection page by page.
 
         ``since``: only records whose ``updated_at`` >= since (incremental); None = everything (full).
         ``deleted``: yield instead the records deleted since ``since`` (``Record.deleted`` is True).
+        ``fields``: the record fields the caller reads (None: all). A connector may leave the others out of the
+        records to read faster (IXC decodes only these columns); ``id`` and ``updated_at`` are always set.
         Raises ``SnapshotIncomplete`` when the server delivers fewer rows than it announced or fails mid-stream
         after retries: a consumer must never infer deletions from a partial stream.
         """

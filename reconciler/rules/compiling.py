@@ -83,6 +83,7 @@ class _Program:
     unmatched_reason: templates.Template | None
     target_filter: Fn | None
     target_needs_id: bool
+    target_filter_reads: frozenset[str]
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -123,6 +124,11 @@ class CompiledRule:
     fingerprint: bytes
     """A digest of what the rule was compiled from (spec after options, options, both schemas): see
     ``reconciler.agreement``."""
+    source_reads: tuple[str, ...]
+    """Every source field the rule reads (sorted; a dotted name also as its top-level field). Nothing else of a
+    record can change what :meth:`normalize` makes of it, so a record's fingerprint covers only these."""
+    target_filter_reads: frozenset[str]
+    """The target fields the ``[target] filter`` reads."""
     _program: _Program = field(repr=False)
 
     @property
@@ -332,6 +338,8 @@ def compile_rule(
         max_inactivate_share=spec.guard.max_inactivate_share,
         options=MappingProxyType(resolved),
         fingerprint=agreement.rule_digest((spec, resolved, source, target)),
+        source_reads=compiler.source_reads,
+        target_filter_reads=program.target_filter_reads,
         _program=program,
     )
 
@@ -475,7 +483,8 @@ class _Compiler:
         self.target_name = f"{self.spec.target.system} {self.spec.target.collection}"
         self.operation_args = self._operation_args(target)
         self.needs_tables = False
-        self.source_id_used = "id" not in source.fields and self._uses_id()
+        self.source_reads = self._source_reads()
+        self.source_id_used = "id" not in source.fields and "id" in self.source_reads
         self.target_id_used = "id" not in target.fields
 
     def _operation_args(self, target: CollectionSchema) -> frozenset[str]:
@@ -489,17 +498,18 @@ class _Compiler:
             )
         return target.operations[operation]
 
-    def _uses_id(self) -> bool:
+    def _source_reads(self) -> tuple[str, ...]:
+        """Every source name the rule's templates, field sources, enums and source expressions read."""
         names: set[str] = set()
         for _path, text, _extra in validating.templates_of(self.spec):
-            names.update(n.split(".")[0] for n in templates.template_names(text))
-        names.update((f.from_ or "").split(".")[0] for f in self.spec.fields.values())
-        names.update(name.split(".")[0] for name in self.spec.source.enums)
-        return "id" in names or any(
-            "id" in self.expression(path, text).names
-            for path, text, side in validating.expressions_of(self.spec)
-            if side == "source"
-        )
+            names.update(templates.template_names(text))
+        names.update(f.from_ for f in self.spec.fields.values() if f.from_ is not None)
+        names.update(self.spec.source.enums)
+        for path, text, side in validating.expressions_of(self.spec):
+            if side == "source":
+                names.update(self.expression(path, text).names)
+        names.update([name.split(".")[0] for name in names])
+        return tuple(sorted(names))
 
     def fail(self, path: tuple[PathPart, ...], problem: object) -> RuleError:
         return self.rule.error(f"{dotted(path)}: {problem}", *path)
@@ -567,6 +577,7 @@ class _Compiler:
             ),
             target_filter=target_filter.fn if target_filter is not None else None,
             target_needs_id=self.target_id_used and target_filter is not None and "id" in target_filter.names,
+            target_filter_reads=target_filter.names if target_filter is not None else frozenset(),
         )
 
     def enum(self, name: str, values: Sequence[Value]) -> _Enum:

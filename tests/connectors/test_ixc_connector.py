@@ -11,8 +11,10 @@ import pytest
 from aiohttp.test_utils import TestServer
 
 from reconciler import errors
+from reconciler.connectors.http import Response
 from reconciler.connectors.ixc.connector import IxcConnector
 from reconciler.connectors.ixc.tables import BOX_WRITABLE
+from reconciler.connectors.ixc.views import decode_list
 from reconciler.model import Record
 from reconciler.sandbox.faults import Faults
 from reconciler.sandbox.ixc import DEFAULT_TOKEN, HTML_ERROR_PAGE, IxcStore, basic_auth, create_app
@@ -151,6 +153,49 @@ async def test_numeric_totals_and_ids_are_coerced_to_strings(ixc: Ixc) -> None:
     records = await collect(ixc, "rad_caixa_ftth")
     assert len(records) == 7
     assert records[0].id == "1" and records[0].fields["id_projeto"] == "3"
+
+
+async def test_a_stream_given_fields_decodes_only_those_columns(ixc: Ixc) -> None:
+    whole = await collect(ixc, "rad_caixa_ftth")
+    asked = {"descricao", "capacidade", "obs_caixa_ftth", "no_such_column"}
+    some = await collect(ixc, "rad_caixa_ftth", fields=asked)
+    assert [r.id for r in some] == [r.id for r in whole]
+    for full, slim in zip(whole, some, strict=True):
+        # the asked-for columns the row has, with the id and the change marker
+        kept = asked | {"id", "ultima_atualizacao"}
+        assert slim.fields == {k: v for k, v in full.fields.items() if k in kept}
+        assert slim.updated_at == full.updated_at and "no_such_column" not in slim.fields
+    # credentials never, even when asked for; a table without ultima_atualizacao has none
+    (olt,) = await collect(ixc, "radpop_radio", fields={"ip", "senha", "login"})
+    assert olt.fields == {"id": "2", "ip": "10.0.0.7"}
+
+
+async def test_a_stream_given_fields_coerces_odd_values_it_reads_and_ignores_the_others(ixc: Ixc) -> None:
+    ixc.store.load("rad_caixa_ftth", [{**box(8), "capacidade": 16, "tipo": None}])
+    odd = [r for r in await collect(ixc, "rad_caixa_ftth", fields={"descricao"}) if r.id == "8"]
+    assert odd[0].fields == {"id": "8", "descricao": "CTO-08", "ultima_atualizacao": "2025-03-04 10:00:00"}
+    odd = [r for r in await collect(ixc, "rad_caixa_ftth", fields={"capacidade", "tipo"}) if r.id == "8"]
+    assert odd[0].fields == {
+        "id": "8",
+        "capacidade": "16",
+        "tipo": "",
+        "ultima_atualizacao": "2025-03-04 10:00:00",
+    }
+    ixc.store.knobs.numeric_ids = True
+    records = await collect(ixc, "rad_caixa_ftth", fields={"id_projeto"})
+    assert {r.id: r.fields["id_projeto"] for r in records} == {str(i): "3" for i in range(1, 9)}
+
+
+def test_a_projected_row_without_a_column_stays_without_it() -> None:
+    def fail(kind: type[errors.RemoteError], message: str, body: bytes | str) -> errors.RemoteError:
+        return kind("ixc", message)
+
+    body = b'{"total": "2", "registros": [{"id": "1", "a": "x", "b": "y"}, {"id": "2", "b": "z", "c": "w"}]}'
+    page = decode_list(Response(200, body, {}), fail, ("a", "b", "id"))
+    assert (page.total, page.rows) == (2, [{"id": "1", "a": "x", "b": "y"}, {"id": "2", "b": "z"}])
+    # a column no struct field can be named after: whole rows are decoded, then cut to the columns
+    page = decode_list(Response(200, body, {}), fail, ("id", "c", "class"))
+    assert page.rows == [{"id": "1"}, {"id": "2", "c": "w"}]
 
 
 async def test_fetch_by_ids_uses_in_and_single_id_uses_equals(ixc: Ixc) -> None:

@@ -61,6 +61,13 @@ async def test_a_source_edit_is_compared_again(sandboxes: Sandboxes) -> None:
     assert run.results[0].settled == 1
 
 
+async def test_a_source_edit_the_rule_does_not_read_keeps_the_pair_settled(sandboxes: Sandboxes) -> None:
+    await agreed(sandboxes)
+    await sandboxes.control("ozmap", "PATCH", f"store/boxes/{B1}", {"address": "Rua Nova, 10"})
+    run = await plan(sandboxes.config(), mode="full")  # the boxes rule maps no address
+    assert (run.plan.changes, run.results[0].settled) == (0, 2)
+
+
 async def test_changed_lookup_tables_or_compare_all_settle_nothing(sandboxes: Sandboxes) -> None:
     await agreed(sandboxes)
     cfg = sandboxes.config()

@@ -18,23 +18,38 @@ def lookups(tables: dict[str, dict[str, str]]) -> str:
 
 KEY = agreement.basis(b"rule", lookups({"projects": {"Chicago": "3"}}))
 BOX = Record("b1", {"descricao": "CTO-1", "lat": -27.59, "tags": ["a"], "olt": {"ip": "10.0.0.1"}})
+READS = ("descricao", "lat", "olt", "tags")
+
+
+def source_fp(record: Record, key: bytes = KEY, reads: tuple[str, ...] = READS) -> int:
+    return agreement.source_fingerprint(record, reads, key)
 
 
 def test_the_same_record_has_the_same_fingerprint_and_any_change_another() -> None:
-    assert agreement.source_fingerprint(BOX, KEY) == agreement.source_fingerprint(
-        Record("b1", dict(BOX.fields)), KEY
-    )
+    assert source_fp(BOX) == source_fp(Record("b1", dict(BOX.fields)))
     for changed in (
         {**BOX.fields, "lat": -27.58},
         {**BOX.fields, "lat": "-27.59"},  # a type change is a change
         {**BOX.fields, "tags": ["a", "b"]},
         {k: v for k, v in BOX.fields.items() if k != "tags"},
     ):
-        assert agreement.source_fingerprint(Record("b1", changed), KEY) != agreement.source_fingerprint(
-            BOX, KEY
-        )
+        assert source_fp(Record("b1", changed)) != source_fp(BOX)
     problem = Record("b1", BOX.fields, problem="field lat: expected a number")
-    assert agreement.source_fingerprint(problem, KEY) != agreement.source_fingerprint(BOX, KEY)
+    assert source_fp(problem) != source_fp(BOX)
+
+
+def test_a_source_fingerprint_covers_the_fields_the_rule_reads_and_only_them() -> None:
+    unread = Record("b1", {**BOX.fields, "observacao": "edited in OZmap", "id": "other"})
+    assert source_fp(unread) == source_fp(BOX)
+    # the rule reads an absent field as null, so absent and null are the same input to it
+    assert source_fp(Record("b1", {**BOX.fields, "lat": None})) == source_fp(
+        Record("b1", {k: v for k, v in BOX.fields.items() if k != "lat"})
+    )
+    assert source_fp(BOX, reads=("descricao", "lat")) != source_fp(BOX)
+    assert source_fp(BOX, reads=("lat",)) != source_fp(
+        Record("b1", {**BOX.fields, "lat": 1.0}), reads=("lat",)
+    )
+    assert source_fp(BOX, reads=()) == source_fp(Record("b2", {}), reads=())
 
 
 def test_a_changed_rule_or_lookup_table_changes_every_fingerprint() -> None:
@@ -52,7 +67,7 @@ def test_a_changed_rule_or_lookup_table_changes_every_fingerprint() -> None:
         assert agreement.target_fingerprint(fields, names, other) != agreement.target_fingerprint(
             fields, names, KEY
         )
-        assert agreement.source_fingerprint(BOX, other) != agreement.source_fingerprint(BOX, KEY)
+        assert source_fp(BOX, other) != source_fp(BOX)
 
 
 def test_rule_digests_do_not_depend_on_set_order() -> None:

@@ -685,3 +685,13 @@ def test_integration_config_errors(
 def test_integration_without_rules(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="no rule files for integration 'ghost'"):
         load_integration(tmp_path, "ghost", catalogs={}, options={}, entities=None)
+
+
+def test_source_reads_are_the_fields_any_part_of_the_rule_reads() -> None:
+    assert compile_small().source_reads == ("active", "title")  # filter, label and the one field
+    rule = compile_small(
+        "\n[source.enums]\nsize = [1, 2]\n"
+        '\n[[source.check]]\nexpr = "meta.colour != null"\nreason = "{group} has no colour"\n'
+    )
+    assert rule.source_reads == ("active", "group", "meta", "size", "title")
+    assert rule.target_filter_reads == frozenset()  # no [target] filter

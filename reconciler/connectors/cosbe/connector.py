@@ -28,7 +28,7 @@ its first version is kept and the next incremental run, which re-reads a lag win
 from __future__ import annotations
 
 import random
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from typing import Any, ClassVar
 
 import aiohttp
@@ -109,7 +109,13 @@ class CosbeConnector:
         return self._client.transport.statistics()
 
     def stream(
-        self, collection: str, *, since: str | None = None, deleted: bool = False
+        self,
+        collection: str,
+        *,
+        since: str | None = None,
+        deleted: bool = False,
+        fields: Collection[str]
+        | None = None,  # records carry every field: reading them whole costs no request
     ) -> AsyncIterator[Sequence[Record]]:
         self._check(collection)
         if deleted:

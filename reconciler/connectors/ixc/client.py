@@ -114,9 +114,15 @@ class IxcClient:
         self.window = config.http.concurrency
 
     async def page(
-        self, table: str, conds: Sequence[Cond], request: paging.PageRequest, *, sortname: str = "id"
+        self,
+        table: str,
+        conds: Sequence[Cond],
+        request: paging.PageRequest,
+        *,
+        sortname: str = "id",
+        columns: tuple[str, ...] | None = None,
     ) -> views.ListPage:
-        """One list page."""
+        """One list page (rows with only ``columns``, when given: see :func:`views.decode_list`)."""
         path = f"/{table}"
         body = list_body(table, conds, request, sortname=sortname)
         return await self.transport.request(
@@ -124,16 +130,23 @@ class IxcClient:
             path,
             json=body,
             headers=LIST_HEADERS,
-            decode=lambda response: views.decode_list(response, self._fail("POST", path)),
+            decode=lambda response: views.decode_list(response, self._fail("POST", path), columns),
         )
 
     def pages(
-        self, table: str, conds: Sequence[Cond], *, sortname: str = "id", size: int | None = None
+        self,
+        table: str,
+        conds: Sequence[Cond],
+        *,
+        sortname: str = "id",
+        size: int | None = None,
+        columns: tuple[str, ...] | None = None,
     ) -> AsyncIterator[list[dict[str, str]]]:
-        """Every matching row, page by page, de-duplicated by id (complete or ``SnapshotIncomplete``)."""
+        """Every matching row, page by page, de-duplicated by id (complete or ``SnapshotIncomplete``); ``columns``
+        must include ``id``."""
 
         async def fetch(request: paging.PageRequest) -> tuple[int, list[dict[str, str]]]:
-            page = await self.page(table, conds, request, sortname=sortname)
+            page = await self.page(table, conds, request, sortname=sortname, columns=columns)
             return page.total, page.rows
 
         plan = paging.OffsetPaging(size or self.page_size, what=f"{self.transport.system} {table}")

@@ -1,7 +1,7 @@
 """The IXC connector: every table of :mod:`.tables` as a raw collection of string-valued records.
 
 - ``stream``: the whole table (sorted by id), or rows with ``ultima_atualizacao >= since`` (sorted by it) for
-  incremental tables. IXC cannot list deletions (``deleted=True`` → ConfigError; the catalog says so).
+  incremental tables; given ``fields``, only those columns (with ``id`` and ``ultima_atualizacao``) are decoded. IXC cannot list deletions (``deleted=True`` → ConfigError; the catalog says so).
 - ``fetch_by_ids``: ``<table>.id IN`` batches of at most 200 ids.
 - ``find``: exact match; IXC compares text case-insensitively, so results are re-checked here, case-sensitively.
 - ``create``: every writable column present (``""`` for unused ones) → the new id.
@@ -17,7 +17,7 @@ dropped when rows become records. Updates work on the raw row, so a PUT writes c
 from __future__ import annotations
 
 import random
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from typing import ClassVar, cast
 
 import aiohttp
@@ -57,17 +57,25 @@ class IxcConnector:
         return self._client.transport.statistics()
 
     def stream(
-        self, collection: str, *, since: str | None = None, deleted: bool = False
+        self,
+        collection: str,
+        *,
+        since: str | None = None,
+        deleted: bool = False,
+        fields: Collection[str] | None = None,
     ) -> AsyncIterator[Sequence[Record]]:
         table = self._table(collection)
         view = collection if collection in VIEWS else ""
         if deleted:
             raise errors.ConfigError(f"{self.system}: IXC cannot list deleted {collection} rows")
+        columns = _columns(table, fields) if fields is not None and not view else None
         if since is None:
-            return self._records(table, [], sortname="id", view=view)
+            return self._records(table, [], sortname="id", view=view, columns=columns)
         if not self.CATALOG[collection].incremental:
             raise errors.ConfigError(f"{self.system} {collection} has no ultima_atualizacao to stream since")
-        return self._records(table, [Cond("ultima_atualizacao", ">=", since)], sortname="ultima_atualizacao")
+        return self._records(
+            table, [Cond("ultima_atualizacao", ">=", since)], sortname="ultima_atualizacao", columns=columns
+        )
 
     async def fetch_by_ids(self, collection: str, ids: Sequence[str]) -> list[Record]:
         table = self._table(collection)
@@ -140,13 +148,26 @@ class IxcConnector:
         return table
 
     async def _records(
-        self, table: tables.Table, conds: Sequence[Cond], *, sortname: str = "id", view: str = ""
+        self,
+        table: tables.Table,
+        conds: Sequence[Cond],
+        *,
+        sortname: str = "id",
+        view: str = "",
+        columns: tuple[str, ...] | None = None,
     ) -> AsyncIterator[list[Record]]:
-        async for rows in self._client.pages(table.name, conds, sortname=sortname):
+        async for rows in self._client.pages(table.name, conds, sortname=sortname, columns=columns):
             if view:
                 yield await self._logins.records(rows)
             else:
                 yield _to_records(table, rows)
+
+
+def _columns(table: tables.Table, fields: Collection[str]) -> tuple[str, ...]:
+    """The columns a stream decodes for ``fields``: those of the table, with the id and the change marker,
+    never a credential (sorted: one decoder per set)."""
+    wanted = {*fields, "id", "ultima_atualizacao"}
+    return tuple(sorted(c for c in wanted if c in table.columns and not table.is_secret(c)))
 
 
 def _to_records(table: tables.Table, rows: list[dict[str, str]]) -> list[Record]:

@@ -12,10 +12,17 @@
 Rows are decoded straight into ``dict[str, str]`` (IXC sends every value as a string). When a row carries a rare
 non-string value, msgspec refuses the strict shape and the page is decoded again leniently and coerced to
 strings, so the common case pays nothing for the rare one.
+
+A listing that names the ``columns`` it needs is decoded into a struct of those columns only: msgspec skips the
+others without building their strings (a ``radusuarios`` row has ~40 columns; a full cycle reads ~7), about a
+third of the time of the whole row. A missing column stays missing, as in the whole row; a non-string value in
+a wanted column takes the lenient path as above, and one in another column is never looked at.
 """
 
 from __future__ import annotations
 
+import functools
+import keyword
 import re
 from collections.abc import Callable
 from typing import Any
@@ -84,13 +91,14 @@ def error_message(message: str | None) -> str:
     return " ".join(_BR.sub(" ", message or "").split()) or "(no message)"
 
 
-def decode_list(response: Response, fail: MakeError) -> ListPage:
-    """A list answer (see the module docstring for the order of checks)."""
+def decode_list(response: Response, fail: MakeError, columns: tuple[str, ...] | None = None) -> ListPage:
+    """A list answer (see the module docstring for the order of checks); with ``columns``, rows hold only those."""
     body = response.body
     if body.lstrip()[:1] == b"<":
         raise fail(errors.TransientRemoteError, "HTML error page", body)
+    projected = _projected(columns) if columns is not None else None
     try:
-        answer: _Strict | _Lenient = _STRICT.decode(body)
+        answer: Any = (projected or _STRICT).decode(body)
     except msgspec.ValidationError:
         try:
             answer = _LENIENT.decode(body)
@@ -106,10 +114,41 @@ def decode_list(response: Response, fail: MakeError) -> ListPage:
         total = int(answer.total)
     except ValueError as exc:
         raise fail(errors.TransientRemoteError, "malformed total", body) from exc
+    if projected is not None and not isinstance(answer, _Lenient):
+        return ListPage(total, [_present(msgspec.structs.asdict(row)) for row in answer.registros])
+    rows: list[dict[str, Any]] = answer.registros
+    if columns is not None:
+        wanted = frozenset(columns)
+        rows = [{k: v for k, v in row.items() if k in wanted} for row in rows]
     if isinstance(answer, _Lenient):
-        rows = [{k: to_text(v) for k, v in row.items()} for row in answer.registros]
-        return ListPage(total, rows)
-    return ListPage(total, answer.registros)
+        rows = [{k: to_text(v) for k, v in row.items()} for row in rows]
+    return ListPage(total, rows)
+
+
+@functools.lru_cache(maxsize=64)
+def _projected(columns: tuple[str, ...]) -> msgspec.json.Decoder[Any] | None:
+    """A decoder of list pages whose rows hold ``columns`` only (None when a column cannot be a struct field:
+    such a listing decodes whole rows, then :func:`decode_list` keeps the wanted columns)."""
+    if not all(c.isidentifier() and not keyword.iskeyword(c) and not c.startswith("_") for c in columns):
+        return None
+    row = msgspec.defstruct("ProjectedRow", [(c, str | msgspec.UnsetType, msgspec.UNSET) for c in columns])
+    page = msgspec.defstruct(
+        "ProjectedPage",
+        [
+            ("total", int | str | None, None),
+            ("registros", list[row], []),  # type: ignore[valid-type]
+            ("type", str | None, None),
+            ("message", str | None, None),
+        ],
+    )
+    return msgspec.json.Decoder(page)
+
+
+def _present(row: dict[str, Any]) -> dict[str, str]:
+    """A projected row without the columns the answer did not have."""
+    if msgspec.UNSET in row.values():
+        return {k: v for k, v in row.items() if v is not msgspec.UNSET}
+    return row
 
 
 def decode_write(response: Response, fail: MakeError) -> str:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import operator
 import random
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from typing import ClassVar
 from urllib.parse import quote
 
@@ -59,7 +59,13 @@ class OzmapConnector:
         return self._client.transport.statistics()
 
     def stream(
-        self, collection: str, *, since: str | None = None, deleted: bool = False
+        self,
+        collection: str,
+        *,
+        since: str | None = None,
+        deleted: bool = False,
+        fields: Collection[str]
+        | None = None,  # records carry every field: reading them whole costs no request
     ) -> AsyncIterator[Sequence[Record]]:
         if collection == "building-splitters":
             return self._building_splitters(since, deleted=deleted)

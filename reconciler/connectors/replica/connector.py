@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
@@ -120,7 +120,13 @@ class ReplicaConnector:
     # -- reads -------------------------------------------------------------------------------------------------
 
     async def stream(
-        self, collection: str, *, since: str | None = None, deleted: bool = False
+        self,
+        collection: str,
+        *,
+        since: str | None = None,
+        deleted: bool = False,
+        fields: Collection[str]
+        | None = None,  # records carry every field: reading them whole costs no request
     ) -> AsyncIterator[Sequence[Record]]:
         """Every row, in id order, :data:`PAGE` at a time (``since`` compares ``synced_at``; no deletions)."""
         columns = self._columns(collection)
