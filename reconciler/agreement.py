@@ -3,8 +3,9 @@
 A full cycle compares every linked pair: it runs the rule on the source record and diffs the result with the
 target record. When the comparison finds them in agreement (no action), the cycle stores two 64-bit
 fingerprints on the link: the source record's (the fields the rule reads, ``CompiledRule.source_reads``) and the
-target record's (the fields the plan compares). A later full cycle that reads *the same bytes on both sides* knows the outcome
-without running the rule or the diff, because normalisation and planning are pure functions of those inputs:
+target record's (the fields the plan compares). A later full cycle that reads *the same values on both sides*
+knows the outcome without running the rule or the diff, because normalisation and planning are pure functions of
+those inputs:
 
 * both fingerprints are keyed with the :func:`basis` — the rule as compiled (its spec, options and the two
   collection schemas), the lookup tables it used and the engine's own rule and planning code — so a changed

@@ -1,7 +1,8 @@
 """The IXC connector: every table of :mod:`.tables` as a raw collection of string-valued records.
 
 - ``stream``: the whole table (sorted by id), or rows with ``ultima_atualizacao >= since`` (sorted by it) for
-  incremental tables; given ``fields``, only those columns (with ``id`` and ``ultima_atualizacao``) are decoded. IXC cannot list deletions (``deleted=True`` → ConfigError; the catalog says so).
+  incremental tables; given ``fields``, only those columns (with ``id`` and ``ultima_atualizacao``) are decoded.
+  IXC cannot list deletions (``deleted=True`` → ConfigError; the catalog says so).
 - ``fetch_by_ids``: ``<table>.id IN`` batches of at most 200 ids.
 - ``find``: exact match; IXC compares text case-insensitively, so results are re-checked here, case-sensitively.
 - ``create``: every writable column present (``""`` for unused ones) → the new id.
