@@ -64,8 +64,8 @@ class OzmapConnector:
         *,
         since: str | None = None,
         deleted: bool = False,
-        fields: Collection[str]
-        | None = None,  # records carry every field: reading them whole costs no request
+        # a hint this connector ignores: its records carry every field, and reading them whole costs no request
+        fields: Collection[str] | None = None,
     ) -> AsyncIterator[Sequence[Record]]:
         if collection == "building-splitters":
             return self._building_splitters(since, deleted=deleted)

@@ -125,8 +125,8 @@ class ReplicaConnector:
         *,
         since: str | None = None,
         deleted: bool = False,
-        fields: Collection[str]
-        | None = None,  # records carry every field: reading them whole costs no request
+        # a hint this connector ignores: its records carry every field, and reading them whole costs no request
+        fields: Collection[str] | None = None,
     ) -> AsyncIterator[Sequence[Record]]:
         """Every row, in id order, :data:`PAGE` at a time (``since`` compares ``synced_at``; no deletions)."""
         columns = self._columns(collection)
