@@ -127,14 +127,17 @@ class CompiledRule:
     source_reads: tuple[str, ...]
     """Every source field the rule reads (sorted; a dotted name also as its top-level field). Nothing else of a
     record can change what :meth:`normalize` makes of it, so a record's fingerprint covers only these."""
-    target_filter_reads: frozenset[str]
-    """The target fields the ``[target] filter`` reads."""
     _program: _Program = field(repr=False)
 
     @property
     def name(self) -> str:
         """``integration/entity``."""
         return f"{self.integration}/{self.entity}"
+
+    @property
+    def target_filter_reads(self) -> frozenset[str]:
+        """The target fields the ``[target] filter`` reads."""
+        return self._program.target_filter_reads
 
     def normalize(self, record: Record, lookups: Tables) -> Normalized:
         """The desired target record for ``record`` (or why there is none).
@@ -339,7 +342,6 @@ def compile_rule(
         options=MappingProxyType(resolved),
         fingerprint=agreement.rule_digest((spec, resolved, source, target)),
         source_reads=compiler.source_reads,
-        target_filter_reads=program.target_filter_reads,
         _program=program,
     )
 
