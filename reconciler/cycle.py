@@ -248,7 +248,7 @@ async def run_entity(
         started = time.perf_counter()
         settling = (index, agreement.source_fingerprinter(rule.source_reads, key), held)
         trimmer = heap.Trimmer()
-        async for page in source.stream(rule.source_collection):
+        async for page in source.stream(rule.source_collection, fields=rule.source_reads):
             await _read_page(rule, page, tables, reading, timer, settle=settling)
             trimmer.page_done()
             if progress is not None:

@@ -118,6 +118,56 @@ async def test_connections_are_properties_with_a_client_and_their_box_port(env: 
     assert (ana["lat"], ana["lng"], ana["potency_read"], ana["drop_id"]) == (-27.5, -48.5, -20.0, oid(301))
 
 
+async def test_connections_read_for_a_few_fields_select_just_those_and_list_no_splitter(env: Env) -> None:
+    whole = await collect(env, "connections")
+    env.faults.log.clear()
+    records = await collect(env, "connections", fields=["code", "lat", "lng"])
+    assert set(records) == set(whole)
+    for record_id, record in records.items():
+        assert record.fields == {k: whole[record_id].fields[k] for k in ("id", "code", "lat", "lng")}
+        assert record.updated_at == whole[record_id].updated_at  # still the later of property and client
+    (listing,) = api_requests(env.faults, "GET", "/properties")
+    assert listing.query["select"] == "client coords updatedAt" and listing.query["populate"] == "client"
+    assert api_requests(env.faults, "GET", "/splitters") == []  # no box port read: no splitter listed
+
+
+async def test_connections_read_for_their_box_port_still_count_it_across_the_box(env: Env) -> None:
+    whole = await collect(env, "connections")
+    env.faults.log.clear()
+    records = await collect(env, "connections", fields=["box_port", "observation"])
+    assert {k: r.fields for k, r in records.items()} == {
+        k: {f: r.fields[f] for f in ("id", "box_port", "observation")} for k, r in whole.items()
+    }
+    assert records[oid(102)].fields["box_port"] == 10
+    (listing,) = api_requests(env.faults, "GET", "/properties")
+    assert listing.query["select"] == "box client connections observation parent updatedAt"
+    assert api_requests(env.faults, "GET", "/splitters")
+
+
+async def test_connections_read_for_a_field_the_view_lacks_are_read_whole(env: Env) -> None:
+    whole = await collect(env, "connections")
+    env.faults.log.clear()
+    records = await collect(env, "connections", fields=["code", "no_such_field"])
+    assert records == whole
+    (listing,) = api_requests(env.faults, "GET", "/properties")
+    assert "select" not in listing.query
+
+
+async def test_connections_changed_since_take_the_fields_hint_too(env: Env) -> None:
+    since = env.store.stamp()
+    env.store.update("ftth-clients", oid(202), {"name": "Beatriz"})
+    env.store.update("properties", oid(101), {"observation": "moved"})
+    env.faults.log.clear()
+    changed = await collect(env, "connections", since=since, fields=["client_name"])
+    assert {k: r.fields for k, r in changed.items()} == {
+        oid(101): {"id": oid(101), "client_name": "Ana"},
+        oid(102): {"id": oid(102), "client_name": "Beatriz"},
+    }
+    assert all(
+        r.query["select"] == "client updatedAt" for r in api_requests(env.faults, "GET", "/properties")
+    )
+
+
 async def test_a_client_edit_brings_its_connection_into_the_incremental_read(env: Env) -> None:
     since = env.store.stamp()
     env.store.update("ftth-clients", oid(202), {"name": "Beatriz"})

@@ -92,9 +92,11 @@ class OzmapClient:
         filter: Filter | None = None,
         sort: Sort | None = None,
         populate: str | None = None,
+        select: str | None = None,
         problems: dict[str, str] | None = None,
     ) -> views.Page[T]:
-        """One list page (``populate``: a reference field to expand, e.g. ``client``).
+        """One list page (``populate``: a reference field to expand, e.g. ``client``; ``select``: the fields to
+        read, space-separated, e.g. ``client coords``; ``id`` always comes).
 
         ``problems``: decode leniently, adding the id → problem of every row that had to be salvaged.
         """
@@ -105,6 +107,8 @@ class OzmapClient:
             params["sort"] = msgspec.json.encode(sort).decode()
         if populate:
             params["populate"] = populate
+        if select:
+            params["select"] = select
         path = f"/{resource}"
         decode = (
             self._decoder(decoder, "GET", path)

@@ -64,7 +64,8 @@ class OzmapConnector:
         *,
         since: str | None = None,
         deleted: bool = False,
-        # a hint this connector ignores: its records carry every field, and reading them whole costs no request
+        # a hint that only connections take (``select``, and no splitter listing unless box_port is read): the
+        # other collections' records carry every field, and reading them whole costs no request
         fields: Collection[str] | None = None,
     ) -> AsyncIterator[Sequence[Record]]:
         if collection == "building-splitters":
@@ -72,6 +73,11 @@ class OzmapConnector:
         if collection in field_sync.COLLECTIONS:  # splitters, pons
             return field_sync.stream(self._client, collection, since, deleted=deleted)
         spec = self._spec(collection)
+        projection = (
+            mapping.ConnectionProjection(fields)
+            if fields is not None and spec.join == "connections"
+            else None
+        )
         if deleted:
             window: Filter = [cond("deletedAt", ">=", since) if since else cond("deletedAt", "exists", True)]
             gone = self._records(spec, window, sort_by("deletedAt", "id"), deleted=True)
@@ -80,9 +86,13 @@ class OzmapConnector:
             lazy = joins.Shared(
                 self._client, lazy=True
             )  # a few changes: trace their OLTs, do not list them all
-            since_stream = self._records(spec, [cond("updatedAt", ">=", since)], _SINCE, shared=lazy)
-            return self._with_clients(since_stream, since) if spec.join == "connections" else since_stream
-        return self._records(spec, None, None)
+            since_stream = self._records(
+                spec, [cond("updatedAt", ">=", since)], _SINCE, shared=lazy, projection=projection
+            )
+            if spec.join == "connections":
+                return self._with_clients(since_stream, since, projection)
+            return since_stream
+        return self._records(spec, None, None, projection=projection)
 
     async def fetch_by_ids(self, collection: str, ids: Sequence[str]) -> list[Record]:
         if collection in field_sync.COLLECTIONS:
@@ -192,13 +202,17 @@ class OzmapConnector:
         *,
         deleted: bool = False,
         shared: joins.Shared | None = None,
+        projection: mapping.ConnectionProjection | None = None,
     ) -> AsyncIterator[list[Record]]:
+        """``projection`` (connections): the fields the records get, and the ``select`` that reads them."""
         client = self._client
         join: joins.BoxJoin | joins.ConnectionJoin | None = None
+        select = None
         if not deleted and spec.join == "boxes":
             join = joins.BoxJoin(client, shared)
         elif not deleted and spec.join == "connections":
-            join = joins.ConnectionJoin(client)
+            join = joins.ConnectionJoin(client, projection)
+            select = projection.select if projection is not None else None
         conditions = [*spec.base, *(filter or [])] if not deleted else filter
         populate = spec.populate if join is not None else None
 
@@ -211,6 +225,7 @@ class OzmapConnector:
                 filter=conditions or None,
                 sort=sort,
                 populate=populate,
+                select=select,
                 problems=problems,
             )
             if join is not None:
@@ -222,7 +237,10 @@ class OzmapConnector:
         return paging.stream_pages(plan, fetch, key=_record_id, window=client.window)
 
     async def _with_clients(
-        self, changed: AsyncIterator[list[Record]], since: str
+        self,
+        changed: AsyncIterator[list[Record]],
+        since: str,
+        projection: mapping.ConnectionProjection | None,
     ) -> AsyncIterator[list[Record]]:
         """Connections changed since: properties updated since, then those of clients updated since."""
         seen: set[str] = set()
@@ -233,7 +251,8 @@ class OzmapConnector:
             "ftth-clients", views.CLIENTS, filter=[cond("updatedAt", ">=", since)], sort=_SINCE, problems={}
         )  # only their ids matter here: a client with bad data is quarantined through its connection
         for batch in batches([c.id for c in clients]):
-            async for page in self._records(SPECS["connections"], [cond("client", "in", list(batch))], None):
+            in_batch = [cond("client", "in", list(batch))]
+            async for page in self._records(SPECS["connections"], in_batch, None, projection=projection):
                 fresh = [r for r in page if r.id not in seen]
                 seen.update(r.id for r in fresh)
                 if fresh:

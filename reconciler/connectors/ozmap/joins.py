@@ -279,8 +279,10 @@ class BuildingJoin:
 class ConnectionJoin:
     """``connections``: properties with a client, their box port counted across the box's service splitters."""
 
-    def __init__(self, client: OzmapClient) -> None:
+    def __init__(self, client: OzmapClient, projection: mapping.ConnectionProjection | None = None) -> None:
+        """``projection``: the fields the records get (default: all); without ``box_port`` no splitter is listed."""
         self._client = client
+        self._projection = projection or mapping.WHOLE_CONNECTIONS
 
     async def records(
         self, properties: Sequence[views.ConnectionView], problems: Mapping[str, str] | None = None
@@ -289,13 +291,15 @@ class ConnectionJoin:
         client could not be read (the server listed it as having one), so that it is quarantined, not removed."""
         bad = problems or {}
         with_client = [p for p in properties if p.client is not None or p.id in bad]
-        boxes = {views.ref_id(p.box) for p in with_client if p.parent is None}
-        splitters_of = await service_splitters(self._client, [b for b in boxes if b])
         offsets: dict[str, int] = {}
-        for items in splitters_of.values():
-            offset = 0
-            for splitter in items:
-                offsets[splitter.id] = offset
-                offset += splitter.ratio.output if splitter.ratio is not None else 0
-        records = [mapping.connection_record(p, offsets) for p in with_client]
+        if self._projection.box_ports:
+            boxes = {views.ref_id(p.box) for p in with_client if p.parent is None}
+            splitters_of = await service_splitters(self._client, [b for b in boxes if b])
+            for items in splitters_of.values():
+                offset = 0
+                for splitter in items:
+                    offsets[splitter.id] = offset
+                    offset += splitter.ratio.output if splitter.ratio is not None else 0
+        record = self._projection.record
+        records = [record(p, offsets) for p in with_client]
         return mapping.with_problems(records, bad) if bad else records

@@ -7,7 +7,8 @@ rebuilt on write. Nothing here does I/O.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import functools
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 import msgspec
@@ -136,46 +137,95 @@ def building_splitter_record(
     return Record(id=splitter.id, fields=fields, updated_at=max(building.updated_at, splitter.updated_at))
 
 
-def connection_record(prop: views.ConnectionView, offsets: Mapping[str, int]) -> Record:
-    """One row of ``connections``: a property with its client, box (or building), splitter and port.
+def _box_port(
+    prop: views.ConnectionView, port_of: views.Connection, offsets: Mapping[str, int]
+) -> int | None:
+    port = port_of.port
+    if port is None or views.ref_id(prop.parent) is not None:  # in a building each splitter is its own box
+        return port
+    offset = offsets.get(port_of.id or "")
+    return None if offset is None else offset + port
 
-    ``box_port`` numbers the port as the box counts it: ports run on across the box's service splitters in
-    (name, id) order (``offsets``: splitter id → ports before it); in a building each splitter is its own box.
+
+#: connections: record field → (how it is read from ``prop`` (client populated as ``client``, its first connection
+#: as ``port_of``, the box port ``offsets``), the property's API fields it needs (``select``; ozmap.md 2.3))
+CONNECTION_FIELD_SOURCES: dict[str, tuple[str, tuple[str, ...]]] = {
+    "id": ("prop.id", ()),
+    "code": ("client.code", ("client",)),
+    "client_id": ("client.key", ("client",)),
+    "client_name": ("client.name", ("client",)),
+    "implanted": ("client.implanted", ("client",)),
+    "status": ("client.status", ("client",)),
+    "project_id": ("prop.project", ("project",)),
+    "box_id": ("ref_id(prop.box)", ("box",)),
+    "building_id": ("ref_id(prop.parent)", ("parent",)),
+    "splitter_id": ("port_of.id", ("connections",)),
+    "splitter_name": ("port_of.name", ("connections",)),
+    "port": ("port_of.port", ("connections",)),
+    "box_port": ("box_port(prop, port_of, offsets)", ("connections", "parent", "box")),
+    "drop_id": ("ref_id(prop.drop)", ("drop",)),
+    "address": ("prop.address", ("address",)),
+    "observation": ("prop.observation", ("observation",)),
+    "lat": ("prop.lat", ("coords",)),
+    "lng": ("prop.lng", ("coords",)),
+    "potency_read": ("prop.potency_read", ("potencyRead",)),
+}
+#: API fields every projected listing of connections selects: the client (the view lists properties that have
+#: one, and a record's ``updated_at`` is the later of the two) and the property's own change date
+_CONNECTION_ALWAYS = ("client", "updatedAt")
+_FieldsOf = Callable[
+    [views.ConnectionView, views.PopulatedClient, views.Connection, Mapping[str, int]], Fields
+]
+
+
+class ConnectionProjection:
+    """The fields a stream of ``connections`` builds, and the API ``select`` that reads just what they need.
+
+    ``fields`` None, or naming a field the view does not have, builds every field from whole properties.
     """
-    client = (
-        prop.client
-        if isinstance(prop.client, views.PopulatedClient)
-        else views.PopulatedClient(id=prop.client)
-    )
-    connection = prop.connections[0] if prop.connections else views.Connection()
-    building = views.ref_id(prop.parent)
-    port = connection.port
-    box_port = port
-    if port is not None and building is None:
-        offset = offsets.get(connection.id or "")
-        box_port = None if offset is None else offset + port
-    fields: Fields = {
-        "id": prop.id,
-        "code": client.code,
-        "client_id": client.key,
-        "client_name": client.name,
-        "implanted": client.implanted,
-        "status": client.status,
-        "project_id": prop.project,
-        "box_id": views.ref_id(prop.box),
-        "building_id": building,
-        "splitter_id": connection.id,
-        "splitter_name": connection.name,
-        "port": port,
-        "box_port": box_port,
-        "drop_id": views.ref_id(prop.drop),
-        "address": prop.address,
-        "observation": prop.observation,
-        "lat": prop.lat,
-        "lng": prop.lng,
-        "potency_read": prop.potency_read,
-    }
-    return Record(id=prop.id, fields=fields, updated_at=max(prop.updated_at, client.updated_at))
+
+    def __init__(self, fields: Collection[str] | None = None) -> None:
+        whole = fields is None or not set(fields) <= CONNECTION_FIELD_SOURCES.keys()
+        names = list(CONNECTION_FIELD_SOURCES) if whole else ["id", *sorted(set(fields or ()) - {"id"})]
+        self._fields_of = _fields_builder(tuple(names))
+        self.select: str | None = None
+        """The ``select`` query parameter (None: whole properties)."""
+        if not whole:
+            wanted = {api for name in names for api in CONNECTION_FIELD_SOURCES[name][1]}
+            self.select = " ".join(sorted(wanted.union(_CONNECTION_ALWAYS)))
+        self.box_ports = "box_port" in names
+        """Whether the records number ports as their box counts them (the join then lists the boxes' service
+        splitters)."""
+
+    def record(self, prop: views.ConnectionView, offsets: Mapping[str, int]) -> Record:
+        """One row of ``connections``: a property with its client, box (or building), splitter and port.
+
+        ``box_port`` numbers the port as the box counts it: ports run on across the box's service splitters in
+        (name, id) order (``offsets``: splitter id → ports before it); in a building each splitter is its own box.
+        """
+        client = (
+            prop.client
+            if isinstance(prop.client, views.PopulatedClient)
+            else views.PopulatedClient(id=prop.client)
+        )
+        port_of = prop.connections[0] if prop.connections else _NO_CONNECTION
+        fields = self._fields_of(prop, client, port_of, offsets)
+        return Record(id=prop.id, fields=fields, updated_at=max(prop.updated_at, client.updated_at))
+
+
+@functools.cache
+def _fields_builder(names: tuple[str, ...]) -> _FieldsOf:
+    """A function building the fields ``names`` of a connection as one dict display (generated once per field
+    set, like a dataclass's ``__init__``: a display is twice as fast as a loop over per-field getters)."""
+    items = ", ".join(f"{name!r}: {CONNECTION_FIELD_SOURCES[name][0]}" for name in names)
+    namespace: dict[str, Any] = {"ref_id": views.ref_id, "box_port": _box_port}
+    exec(f"def fields_of(prop, client, port_of, offsets):\n    return {{{items}}}\n", namespace)
+    built: _FieldsOf = namespace["fields_of"]
+    return built
+
+
+_NO_CONNECTION = views.Connection()
+WHOLE_CONNECTIONS = ConnectionProjection()
 
 
 def with_problems(records: list[Record], problems: Mapping[str, str], key: str | None = None) -> list[Record]:
