@@ -269,12 +269,16 @@ async def run_entity(
         started = time.perf_counter()
         if only is not None:
             wanted = sorted(set(only))
-            records = await source.fetch_by_ids(rule.source_collection, wanted) if wanted else []
+            records = (
+                await source.fetch_by_ids(rule.source_collection, wanted, fields=rule.source_reads)
+                if wanted
+                else []
+            )
             await _read_page(rule, records, tables, reading, timer)
             reading.gone.extend(sorted(set(wanted) - {r.id for r in records}))
         else:
             trimmer = heap.Trimmer()
-            async for page in source.stream(rule.source_collection, since=since):
+            async for page in source.stream(rule.source_collection, since=since, fields=rule.source_reads):
                 await _read_page(rule, page, tables, reading, timer)
                 trimmer.page_done()
                 if progress is not None:
@@ -498,7 +502,7 @@ async def _read_incremental_extras(
     held_rows = await store.quarantined(integration, entity, limit=None if lookups_changed else HELD_RECHECK)
     retry_ids = [q.source_id for q in held_rows if q.source_id not in seen]
     if retry_ids:
-        records = await source.fetch_by_ids(rule.source_collection, retry_ids)
+        records = await source.fetch_by_ids(rule.source_collection, retry_ids, fields=rule.source_reads)
         fetched = reading.fetched
         await _read_page(rule, records, tables, reading, timer)
         reading.fetched = fetched  # re-checks are not counted as fetched changes

@@ -67,14 +67,19 @@ class Connector(Protocol):
         ``since``: only records whose ``updated_at`` >= since (incremental); None = everything (full).
         ``deleted``: yield instead the records deleted since ``since`` (``Record.deleted`` is True).
         ``fields``: the record fields the caller reads (None: all). A connector may leave the others out of the
-        records to read faster (IXC decodes only these columns); ``id`` and ``updated_at`` are always set.
+        records to read faster (IXC decodes only these columns, OZmap connections select only what they need);
+        ``id`` and ``updated_at`` are always set. Bad data in a field left out goes unnoticed: a caller that
+        quarantines records on bad data asks for the same fields on every read of a collection.
         Raises ``SnapshotIncomplete`` when the server delivers fewer rows than it announced or fails mid-stream
         after retries: a consumer must never infer deletions from a partial stream.
         """
         ...
 
-    async def fetch_by_ids(self, collection: str, ids: Sequence[str]) -> list[Record]:
-        """The records with these ids (missing ids are simply absent from the answer)."""
+    async def fetch_by_ids(
+        self, collection: str, ids: Sequence[str], *, fields: Collection[str] | None = None
+    ) -> list[Record]:
+        """The records with these ids (missing ids are simply absent from the answer); ``fields``: as for
+        :meth:`stream`."""
         ...
 
     async def find(self, collection: str, match: Mapping[str, Value]) -> list[Record]:

@@ -13,7 +13,7 @@ import pytest
 
 from reconciler import config as config_mod
 from reconciler.engine import Engine, IntegrationRun
-from reconciler.model import Create, EntityPlan, Inactivate, Link, Skip, Update
+from reconciler.model import Create, EntityPlan, Inactivate, Link, Quarantine, Skip, Update
 
 from .clients_world import (
     B2,
@@ -216,3 +216,48 @@ async def test_login_coordinates_follow_the_ozmap_property(sandboxes: Sandboxes)
     assert logins["edu.nocoords"]["latitude"] == "-27.3"
     assert (await run(cfg)).plan.changes == 0
     assert (await run(cfg, mode="full")).plan.changes == 0
+
+
+async def test_bad_data_in_a_field_the_rule_does_not_read_never_holds_the_record_on_any_read(
+    sandboxes: Sandboxes,
+) -> None:
+    # Every source read of a cycle (full stream, incremental stream, read by id) asks for the fields the rule
+    # reads, so OZmap's select leaves the bad power reading out of all of them alike: the login's coordinates
+    # follow, in every mode, and the record is never quarantined. Bad coordinates (read) hold the record in every
+    # mode.
+    world = World()
+    world.client(1, "ana.badpower", lat=-27.5901, lng=-48.5502)
+    world.login(1, "ana.badpower", box=IXC_B1, port="1", lat="-27.0", lng="-48.0")
+    world.client(2, "bia.badlat", port=2, lat=-27.5, lng=-48.5)
+    world.login(2, "bia.badlat", box=IXC_B1, port="2", lat="-27.0", lng="-48.0")
+    world.properties[0]["potencyRead"] = "n/a"
+    world.properties[1]["lat"] = "-27,5x"
+    world.load(sandboxes)
+    cfg = sandboxes.config(entities=("client-coordinates",))
+    ana, bia = oid(5001), oid(5002)
+
+    def held(result: IntegrationRun) -> set[str]:
+        return {a.label for a in entity(result, "client-coordinates").actions if isinstance(a, Quarantine)}
+
+    def login(code: str) -> tuple[str, str]:
+        row = next(r for r in sandboxes.ixc.all("radusuarios") if r["login"] == code)
+        return row["latitude"], row["longitude"]
+
+    first = await run(cfg, apply=True, mode="full")
+    assert held(first) == {"bia.badlat"} and login("ana.badpower") == ("-27.5901", "-48.5502")
+    for n, mode in enumerate(("auto", "targeted", "full"), start=1):
+        lat = round(-27.6 + n / 100, 2)
+        await sandboxes.control(
+            "ozmap", "PATCH", f"store/properties/{ana}", {"lat": lat, "coords": [-48.5, lat]}
+        )
+        edited = {"lat": "-27,5x", "observation": f"edit {n}"}  # changed, still bad where the rule reads
+        await sandboxes.control("ozmap", "PATCH", f"store/properties/{bia}", edited)
+        if mode == "targeted":
+            result = await run(cfg, apply=True, only={"client-coordinates": [ana, bia]})
+        else:
+            result = await run(cfg, apply=True, mode=mode)
+        assert held(result) == {"bia.badlat"}, (mode, entity(result, "client-coordinates").actions)
+        assert login("ana.badpower") == (str(lat), "-48.5"), mode
+    async with Engine.open(cfg) as engine:
+        kept = {q.source_id for q in await engine.store.quarantined("ozmap-ixc", "client-coordinates")}
+    assert kept == {bia}

@@ -143,7 +143,14 @@ class ArcholtConnector:
             return pon_ports.stream(self._client, self.zone, since)
         return self._simple("olts", since)
 
-    async def fetch_by_ids(self, collection: str, ids: Sequence[str]) -> list[Record]:
+    async def fetch_by_ids(
+        self,
+        collection: str,
+        ids: Sequence[str],
+        *,
+        # a hint this connector ignores, as in ``stream``
+        fields: Collection[str] | None = None,
+    ) -> list[Record]:
         self._schema(collection)
         if collection == "events":
             raise errors.ConfigError(f"{self.system}: events are read by position, not by id")

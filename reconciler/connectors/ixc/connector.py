@@ -78,7 +78,14 @@ class IxcConnector:
             table, [Cond("ultima_atualizacao", ">=", since)], sortname="ultima_atualizacao", columns=columns
         )
 
-    async def fetch_by_ids(self, collection: str, ids: Sequence[str]) -> list[Record]:
+    async def fetch_by_ids(
+        self,
+        collection: str,
+        ids: Sequence[str],
+        *,
+        # a hint this connector ignores, as in ``stream``
+        fields: Collection[str] | None = None,
+    ) -> list[Record]:
         table = self._table(collection)
         view = collection if collection in VIEWS else ""
         unique = list(dict.fromkeys(ids))

@@ -44,13 +44,7 @@ BUILDING_SPLITTER_FIELDS = frozenset(
         "capacity", "lat", "lng", "olt_ip", "olt_name",
     }
 )  # fmt: skip
-CONNECTION_FIELDS = frozenset(
-    {
-        "id", "code", "client_id", "client_name", "implanted", "status", "project_id", "box_id", "building_id",
-        "splitter_id", "splitter_name", "port", "box_port", "drop_id", "address", "observation", "lat", "lng",
-        "potency_read",
-    }
-)  # fmt: skip
+CONNECTION_FIELDS = frozenset(mapping.CONNECTION_FIELD_SOURCES)
 CONNECTION_WRITABLE = frozenset(
     {"box_id", "splitter_id", "port", "lat", "lng", "potency_read", "observation"}
 )

@@ -73,11 +73,7 @@ class OzmapConnector:
         if collection in field_sync.COLLECTIONS:  # splitters, pons
             return field_sync.stream(self._client, collection, since, deleted=deleted)
         spec = self._spec(collection)
-        projection = (
-            mapping.ConnectionProjection(fields)
-            if fields is not None and spec.join == "connections"
-            else None
-        )
+        projection = self._projection(spec, fields)
         if deleted:
             window: Filter = [cond("deletedAt", ">=", since) if since else cond("deletedAt", "exists", True)]
             gone = self._records(spec, window, sort_by("deletedAt", "id"), deleted=True)
@@ -94,13 +90,18 @@ class OzmapConnector:
             return since_stream
         return self._records(spec, None, None, projection=projection)
 
-    async def fetch_by_ids(self, collection: str, ids: Sequence[str]) -> list[Record]:
+    async def fetch_by_ids(
+        self, collection: str, ids: Sequence[str], *, fields: Collection[str] | None = None
+    ) -> list[Record]:
         if collection in field_sync.COLLECTIONS:
             return await field_sync.fetch_by_ids(self._client, collection, ids)
         chunks = batches(list(dict.fromkeys(ids)))
         found: list[list[Record]] = [[] for _ in chunks]
         failures: list[Exception] = []
         shared = joins.Shared(self._client, lazy=True)  # project names once; only these records' OLTs traced
+        projection = (
+            None if collection == "building-splitters" else self._projection(self._spec(collection), fields)
+        )
 
         async def one(n: int, batch: Sequence[str]) -> None:
             try:
@@ -108,7 +109,8 @@ class OzmapConnector:
                     found[n] = await self._splitters_by_id(list(batch))
                     return
                 condition = [cond("id", "in", list(batch))]
-                async for page in self._records(self._spec(collection), condition, None, shared=shared):
+                spec = self._spec(collection)
+                async for page in self._records(spec, condition, None, shared=shared, projection=projection):
                     found[n].extend(page)
             except Exception as exc:  # raised once the group is done, as the sequential loop would
                 failures.append(exc)
@@ -193,6 +195,13 @@ class OzmapConnector:
         if extra:
             raise errors.ConfigError(f"{self.system} {collection}: not writable: {', '.join(sorted(extra))}")
         return SPECS[spec.writes] if spec.writes else spec
+
+    @staticmethod
+    def _projection(spec: Spec, fields: Collection[str] | None) -> mapping.ConnectionProjection | None:
+        """What a read of ``fields`` selects and builds (connections only: see :meth:`stream`)."""
+        if fields is None or spec.join != "connections":
+            return None
+        return mapping.ConnectionProjection(fields)
 
     def _records(
         self,

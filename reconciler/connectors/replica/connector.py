@@ -145,7 +145,14 @@ class ReplicaConnector:
                 return
             after = rows[-1]["id"]
 
-    async def fetch_by_ids(self, collection: str, ids: Sequence[str]) -> list[Record]:
+    async def fetch_by_ids(
+        self,
+        collection: str,
+        ids: Sequence[str],
+        *,
+        # a hint this connector ignores, as in ``stream``
+        fields: Collection[str] | None = None,
+    ) -> list[Record]:
         columns = self._columns(collection)
         unique = list(dict.fromkeys(ids))
         found: list[Record] = []

@@ -118,7 +118,14 @@ class VetroConnector:
             since = normalized
         return self._locations(since)
 
-    async def fetch_by_ids(self, collection: str, ids: Sequence[str]) -> list[Record]:
+    async def fetch_by_ids(
+        self,
+        collection: str,
+        ids: Sequence[str],
+        *,
+        # a hint this connector ignores, as in ``stream``
+        fields: Collection[str] | None = None,
+    ) -> list[Record]:
         self._check(collection)
         unique = list(dict.fromkeys(ids))
         if collection == "plans":
