@@ -70,7 +70,7 @@ class Settings:
     apply_seconds: float = 2.0
     peer_scale: int | None = None
     peer_formats: tuple[str, ...] = ("arrow", "parquet")
-    full_attempts: int = 2
+    full_attempts: int = 3
     state_rows: int = 1_000_000
     profile_dir: Path | None = None
     extra: dict[str, Any] = field(default_factory=dict)
