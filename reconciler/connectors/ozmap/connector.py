@@ -99,17 +99,15 @@ class OzmapConnector:
         found: list[list[Record]] = [[] for _ in chunks]
         failures: list[Exception] = []
         shared = joins.Shared(self._client, lazy=True)  # project names once; only these records' OLTs traced
-        projection = (
-            None if collection == "building-splitters" else self._projection(self._spec(collection), fields)
-        )
+        spec = None if collection == "building-splitters" else self._spec(collection)
+        projection = self._projection(spec, fields) if spec is not None else None
 
         async def one(n: int, batch: Sequence[str]) -> None:
             try:
-                if collection == "building-splitters":
+                if spec is None:
                     found[n] = await self._splitters_by_id(list(batch))
                     return
                 condition = [cond("id", "in", list(batch))]
-                spec = self._spec(collection)
                 async for page in self._records(spec, condition, None, shared=shared, projection=projection):
                     found[n].extend(page)
             except Exception as exc:  # raised once the group is done, as the sequential loop would
