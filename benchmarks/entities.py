@@ -8,6 +8,7 @@ make to one of its records (the change the engine must carry over).
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -54,6 +55,15 @@ class BenchEntity:
                 (self.integration, self.name),
             ).fetchall()
         return [row[0] for row in rows]
+
+    def age_held(self, state: Path) -> int:
+        """Mark every held (skipped/quarantined) record as last checked long ago, so an incremental cycle finds
+        them due a re-check (``reconciler.cycle.HELD_RECHECK_AFTER``); returns how many are held."""
+        with contextlib.closing(sqlite3.connect(state)) as db, db:
+            return db.execute(
+                "UPDATE quarantine SET at = '2000-01-01T00:00:00.000Z' WHERE integration = ? AND entity = ?",
+                (self.integration, self.name),
+            ).rowcount
 
 
 ENTITIES: dict[str, BenchEntity] = {

@@ -79,9 +79,14 @@ class ApplySettings(msgspec.Struct, frozen=True):
     backoff_max: float = 10.0
 
 
+def iso_utc(at: datetime) -> str:
+    """``at`` (aware) in UTC, ISO-8601 with milliseconds and a ``Z``: the form of journal and quarantine times."""
+    return at.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
 def now_iso() -> str:
     """Current UTC time, ISO-8601 with milliseconds."""
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return iso_utc(datetime.now(UTC))
 
 
 def _key_json(key: Fields) -> str:

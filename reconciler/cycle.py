@@ -11,8 +11,9 @@ Records skipped or quarantined ("held") are kept in the quarantine table. A fix 
 coordinate corrected in OZmap) bumps its change marker, so the next incremental cycle reads it anyway. A fix
 elsewhere is picked up without waiting for the daily full resync: when the rule's lookup tables changed (an OLT
 added to IXC) every held record is re-read by id; otherwise each incremental cycle re-reads the
-:data:`HELD_RECHECK` held records checked least recently, so the cost of a cycle follows the changes, not the
-size of the backlog, and every held record is still re-checked in turn.
+:data:`HELD_RECHECK` held records checked least recently among those last checked at least
+:data:`HELD_RECHECK_AFTER` ago, so the cost of a cycle follows the changes, not the size of the backlog, every
+held record is still re-checked in turn, and cycles run back to back do not read the same held records again.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable, Collection, Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, Protocol
 
 import anyio
@@ -29,7 +30,15 @@ import anyio.to_thread
 import msgspec
 
 from reconciler import agreement, heap, planning
-from reconciler.applying import ApplySettings, Gate, apply_plan, now_iso, quarantine_rows, resolve_pending
+from reconciler.applying import (
+    ApplySettings,
+    Gate,
+    apply_plan,
+    iso_utc,
+    now_iso,
+    quarantine_rows,
+    resolve_pending,
+)
 from reconciler.candidates import Candidates
 from reconciler.connectors.base import Connector
 from reconciler.errors import GuardTripped
@@ -64,6 +73,10 @@ REREAD_BY_ID_SHARE = 0.05
 REREAD_CHUNK = 1000
 #: Held records re-read by an incremental cycle whose lookup tables did not change (least recently checked first).
 HELD_RECHECK = 1000
+#: ... and only those last checked at least this long ago: one checked minutes ago by the cycle before (or held
+#: again by it) is not read again by every cycle that follows; the wait is short beside a rotation through a
+#: large backlog (66,000 held boxes at HELD_RECHECK per cycle) and beside the daily full resync.
+HELD_RECHECK_AFTER = timedelta(minutes=10)
 #: The cursor name under which a cycle saves the fingerprint of the lookup tables it used.
 LOOKUPS_MARK = "lookups-fingerprint"
 
@@ -499,7 +512,11 @@ async def _read_incremental_extras(
             reading.fetched += len(page)
     seen = {n.source_id for n in reading.normalized}
     lookups_changed = lookups_mark != await store.cursor(integration, entity, LOOKUPS_MARK)
-    held_rows = await store.quarantined(integration, entity, limit=None if lookups_changed else HELD_RECHECK)
+    if lookups_changed:
+        held_rows = await store.quarantined(integration, entity)
+    else:
+        due = iso_utc(datetime.now(UTC) - HELD_RECHECK_AFTER)
+        held_rows = await store.quarantined(integration, entity, limit=HELD_RECHECK, checked_before=due)
     retry_ids = [q.source_id for q in held_rows if q.source_id not in seen]
     if retry_ids:
         records = await source.fetch_by_ids(rule.source_collection, retry_ids, fields=rule.source_reads)

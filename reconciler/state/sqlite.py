@@ -124,6 +124,7 @@ _DELETE_QUARANTINE = "DELETE FROM quarantine WHERE integration = ? AND entity = 
 _QUARANTINE_OF = f"SELECT {_QUARANTINE_COLS} FROM quarantine WHERE integration = ? AND entity = ?"
 _SELECT_QUARANTINE = f"{_QUARANTINE_OF} ORDER BY at, source_id"
 _SELECT_QUARANTINE_OLDEST = f"{_SELECT_QUARANTINE} LIMIT ?"
+_SELECT_QUARANTINE_DUE = f"{_QUARANTINE_OF} AND at < ? ORDER BY at, source_id LIMIT ?"
 _QUARANTINED_IDS = "SELECT source_id FROM quarantine WHERE integration = ? AND entity = ?"
 _COUNT_QUARANTINE = "SELECT count(*) FROM quarantine WHERE integration = ? AND entity = ?"
 _INSERT_RUN = f"INSERT INTO runs ({_RUN_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?)"
@@ -518,15 +519,19 @@ class SqliteStateStore:
         *,
         source_ids: Sequence[str] | None = None,
         limit: int | None = None,
+        checked_before: str | None = None,
     ) -> list[QuarantineRow]:
         """Quarantined (held) records of an entity, least recently checked first.
 
-        ``source_ids``: only these (any order); ``limit``: at most this many, the oldest.
+        ``source_ids``: only these (any order); ``limit``: at most this many, the oldest; ``checked_before``
+        (with ``limit``): only those last checked before this ISO-8601 UTC time.
         """
         what = f"read quarantine of {integration}/{entity}"
         key = (integration, entity)
         if source_ids is not None:
             rows = await self._fetch_in(what, _QUARANTINE_OF, "source_id", key, source_ids)
+        elif limit is not None and checked_before is not None:
+            rows = await self._fetch(what, _SELECT_QUARANTINE_DUE, (*key, checked_before, limit))
         elif limit is not None:
             rows = await self._fetch(what, _SELECT_QUARANTINE_OLDEST, (*key, limit))
         else:

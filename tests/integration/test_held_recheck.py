@@ -2,18 +2,22 @@
 
 An incremental cycle must cost what changed, not what is held: with thousands of boxes waiting for an OLT that
 IXC does not know, each cycle re-reads only the ``HELD_RECHECK`` least recently checked ones, and every held
-box still gets its turn. A change to the rule's lookup tables (a project or OLT added to IXC) can release any of
-them, so then all of them are re-read at once.
+box still gets its turn; one checked less than ``HELD_RECHECK_AFTER`` ago is not due yet. A change to the rule's
+lookup tables (a project or OLT added to IXC) can release any of them, so then all of them are re-read at once.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import sqlite3
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from reconciler import cycle
+from reconciler.applying import iso_utc
 
 from .conftest import Sandboxes, oid
 from .test_boxes_e2e import build_world, sync
@@ -53,6 +57,7 @@ async def test_each_incremental_cycle_rechecks_the_least_recently_checked_held_r
     sandboxes: Sandboxes, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(cycle, "HELD_RECHECK", 1)
+    monkeypatch.setattr(cycle, "HELD_RECHECK_AFTER", timedelta(0))  # every held box is due at once
     await world_with_an_old_backlog(sandboxes)
     cfg = sandboxes.config()
     await sync(cfg)  # full: the three held boxes are recorded
@@ -91,6 +96,28 @@ async def test_a_change_to_the_lookup_tables_rechecks_every_held_record(
     await sync(cfg)
     assert await boxes_read_by_id(sandboxes) == HELD
     assert "CTO-6" in {r["descricao"] for r in sandboxes.ixc.all("rad_caixa_ftth")}
-    # Nothing changed since: back to one held record per cycle (CTO-6 is linked now, two remain held).
+    # Nothing changed since, and the two boxes still held were checked just now: none is due yet.
     await sync(cfg)
-    assert len(await boxes_read_by_id(sandboxes)) == 1
+    assert await boxes_read_by_id(sandboxes) == set()
+
+
+async def test_a_held_record_checked_moments_ago_is_not_read_again(sandboxes: Sandboxes) -> None:
+    await world_with_an_old_backlog(sandboxes)
+    cfg = sandboxes.config()
+    await sync(cfg)  # full: the three held boxes are checked and recorded now
+    await sandboxes.control("ozmap", "DELETE", "requests")
+    run = await sync(cfg)
+    assert run.plan.entities[0].mode == "incremental"
+    assert await boxes_read_by_id(sandboxes) == set()
+    # One of them was last checked longer ago than HELD_RECHECK_AFTER: that one is due, and only once.
+    long_ago = datetime.now(UTC) - cycle.HELD_RECHECK_AFTER - timedelta(minutes=1)
+    with contextlib.closing(sqlite3.connect(cfg.state_path)) as db, db:
+        changed = db.execute(
+            "UPDATE quarantine SET at = ? WHERE source_id = ?",
+            (iso_utc(long_ago), oid(106)),
+        ).rowcount
+    assert changed == 1
+    await sync(cfg)
+    assert await boxes_read_by_id(sandboxes) == {oid(106)}
+    await sync(cfg)
+    assert await boxes_read_by_id(sandboxes) == set()

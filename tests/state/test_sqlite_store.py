@@ -442,6 +442,27 @@ async def test_quarantine_replaces_reason_and_releases(store: SqliteStateStore) 
     assert await store.quarantine_count(IG, "clients") == 0
 
 
+async def test_quarantine_oldest_first_and_only_those_checked_before(store: SqliteStateStore) -> None:
+    checked = {
+        "a": "2026-01-01T10:00:00.000Z",
+        "b": "2026-01-01T09:00:00.000Z",
+        "c": "2026-01-01T11:00:00.000Z",
+    }
+    await store.commit(
+        Commit(
+            IG,
+            EN,
+            quarantine=tuple(QuarantineRow(IG, EN, sid, "no OLT", at=at) for sid, at in checked.items()),
+        )
+    )
+    assert [q.source_id for q in await store.quarantined(IG, EN, limit=2)] == ["b", "a"]
+    due = await store.quarantined(IG, EN, limit=5, checked_before="2026-01-01T10:30:00.000Z")
+    assert [q.source_id for q in due] == ["b", "a"]
+    due = await store.quarantined(IG, EN, limit=1, checked_before="2026-01-01T10:30:00.000Z")
+    assert [q.source_id for q in due] == ["b"]
+    assert await store.quarantined(IG, EN, limit=5, checked_before="2026-01-01T09:00:00.000Z") == []
+
+
 # -- runs ------------------------------------------------------------------------------------------------------
 
 
