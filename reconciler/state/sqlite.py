@@ -122,9 +122,6 @@ _UPSERT_QUARANTINE = (
 )
 _DELETE_QUARANTINE = "DELETE FROM quarantine WHERE integration = ? AND entity = ? AND source_id = ?"
 _QUARANTINE_OF = f"SELECT {_QUARANTINE_COLS} FROM quarantine WHERE integration = ? AND entity = ?"
-_SELECT_QUARANTINE = f"{_QUARANTINE_OF} ORDER BY at, source_id"
-_SELECT_QUARANTINE_OLDEST = f"{_SELECT_QUARANTINE} LIMIT ?"
-_SELECT_QUARANTINE_DUE = f"{_QUARANTINE_OF} AND at < ? ORDER BY at, source_id LIMIT ?"
 _QUARANTINED_IDS = "SELECT source_id FROM quarantine WHERE integration = ? AND entity = ?"
 _COUNT_QUARANTINE = "SELECT count(*) FROM quarantine WHERE integration = ? AND entity = ?"
 _INSERT_RUN = f"INSERT INTO runs ({_RUN_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?)"
@@ -523,20 +520,22 @@ class SqliteStateStore:
     ) -> list[QuarantineRow]:
         """Quarantined (held) records of an entity, least recently checked first.
 
-        ``source_ids``: only these (any order); ``limit``: at most this many, the oldest; ``checked_before``
-        (with ``limit``): only those last checked before this ISO-8601 UTC time.
+        ``source_ids``: only these (any order; the other two do not apply); ``checked_before``: only those last
+        checked before this ISO-8601 UTC time; ``limit``: at most this many, the oldest.
         """
         what = f"read quarantine of {integration}/{entity}"
         key = (integration, entity)
         if source_ids is not None:
             rows = await self._fetch_in(what, _QUARANTINE_OF, "source_id", key, source_ids)
-        elif limit is not None and checked_before is not None:
-            rows = await self._fetch(what, _SELECT_QUARANTINE_DUE, (*key, checked_before, limit))
-        elif limit is not None:
-            rows = await self._fetch(what, _SELECT_QUARANTINE_OLDEST, (*key, limit))
-        else:
-            rows = await self._fetch(what, _SELECT_QUARANTINE, key)
-        return [QuarantineRow(*row) for row in rows]
+            return [QuarantineRow(*row) for row in rows]
+        params: list[object] = [*key]
+        sql = _QUARANTINE_OF
+        if checked_before is not None:
+            sql, params = f"{sql} AND at < ?", [*params, checked_before]
+        sql += " ORDER BY at, source_id"  # the quarantine_by_age index: a range scan, no sort
+        if limit is not None:
+            sql, params = f"{sql} LIMIT ?", [*params, limit]
+        return [QuarantineRow(*row) for row in await self._fetch(what, sql, params)]
 
     async def held_ids(self, integration: str, entity: str) -> frozenset[str]:
         """The source ids of the held records, read a chunk at a time."""

@@ -188,8 +188,8 @@ class StateStore(Protocol):
         limit: int | None = None,
         checked_before: str | None = None,
     ) -> list[QuarantineRow]:
-        """Held records, least recently checked first; only ``source_ids`` / at most ``limit`` when given, and
-        with ``limit``, only those last checked before ``checked_before`` (ISO-8601 UTC) when given."""
+        """Held records, least recently checked first; only ``source_ids`` / those last checked before
+        ``checked_before`` (ISO-8601 UTC) / at most ``limit`` when given."""
         ...
 
     async def held_ids(self, integration: str, entity: str) -> frozenset[str]:

@@ -461,6 +461,8 @@ async def test_quarantine_oldest_first_and_only_those_checked_before(store: Sqli
     due = await store.quarantined(IG, EN, limit=1, checked_before="2026-01-01T10:30:00.000Z")
     assert [q.source_id for q in due] == ["b"]
     assert await store.quarantined(IG, EN, limit=5, checked_before="2026-01-01T09:00:00.000Z") == []
+    due = await store.quarantined(IG, EN, checked_before="2026-01-01T10:30:00.000Z")
+    assert [q.source_id for q in due] == ["b", "a"]
 
 
 # -- runs ------------------------------------------------------------------------------------------------------
