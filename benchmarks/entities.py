@@ -48,7 +48,9 @@ class BenchEntity:
 
     def linked_ids(self, state: Path) -> list[str]:
         """Source ids of the active links in a state store, in id order (records the engine keeps in sync)."""
-        with sqlite3.connect(f"file:{state}?mode=ro", uri=True) as db:
+        # closed here, not left to the collector: an open connection would keep every engine cycle after it from
+        # being the last one to close the database, which is when SQLite checkpoints and removes the WAL
+        with contextlib.closing(sqlite3.connect(f"file:{state}?mode=ro", uri=True)) as db:
             rows = db.execute(
                 "SELECT source_id FROM links WHERE integration = ? AND entity = ? AND state = 'active' "
                 "ORDER BY source_id",

@@ -101,6 +101,7 @@ class _Committer:
         self.integration = integration
         self.entity = entity
         self.links: list[LinkRow] = []
+        self.kept: list[LinkRow] = []  # links whose target stays the same (Commit.update_links)
         self.removed: list[str] = []
         self.journal: list[JournalUpdate] = []
         self.release: list[str] = []
@@ -111,12 +112,15 @@ class _Committer:
         self,
         *,
         link: LinkRow | None = None,
+        kept: LinkRow | None = None,
         removed: str | None = None,
         journal: JournalUpdate | None = None,
         release: str | None = None,
     ) -> None:
         if link is not None:
             self.links.append(link)
+        if kept is not None:
+            self.kept.append(kept)
         if removed is not None:
             self.removed.append(removed)
         if journal is not None:
@@ -129,17 +133,18 @@ class _Committer:
 
     async def flush(self) -> None:
         async with self.lock:
-            if not (self.links or self.removed or self.journal or self.release):
+            if not (self.links or self.kept or self.removed or self.journal or self.release):
                 return
             batch = Commit(
                 integration=self.integration,
                 entity=self.entity,
                 upsert_links=tuple(self.links),
+                update_links=tuple(self.kept),
                 remove_links=tuple(self.removed),
                 journal=tuple(self.journal),
                 release_quarantine=tuple(self.release),
             )
-            self.links, self.removed, self.journal, self.release = [], [], [], []
+            self.links, self.kept, self.removed, self.journal, self.release = [], [], [], [], []
             self.pending = 0
             await self.store.commit(batch)
 
@@ -324,7 +329,10 @@ class _Applier:
             state=state,
             updated_at=now_iso(),
         )
-        await self.committer.add(link=link, journal=journal, release=action.source_id)
+        if isinstance(action, Update | Inactivate):  # the target stays the one already linked
+            await self.committer.add(kept=link, journal=journal, release=action.source_id)
+        else:
+            await self.committer.add(link=link, journal=journal, release=action.source_id)
 
 
 async def _execute(action: Action, *, connector: Connector, settings: ApplySettings) -> Outcome:

@@ -111,6 +111,10 @@ class Commit(msgspec.Struct, frozen=True):
     integration: str
     entity: str
     upsert_links: tuple[LinkRow, ...] = ()
+    update_links: tuple[LinkRow, ...] = ()
+    """Links whose target is the one already linked (an update or inactivation of a linked record), written in
+    place: the target index is left alone and the natural key kept. A row not found with that target (gone or
+    re-pointed meanwhile) is written whole, as ``upsert_links``."""
     refresh_links: tuple[LinkRefresh, ...] = ()
     remove_links: tuple[str, ...] = ()
     journal: tuple[JournalUpdate, ...] = ()

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, cast
 
 import anyio
+import msgspec
 import pytest
 
 from reconciler.errors import StateError, StateLockedError
@@ -318,6 +319,40 @@ async def test_link_upsert_replaces_hash_and_state(store: SqliteStateStore) -> N
     assert second.updated_at > first.updated_at
     assert await store.count_links(IG, EN) == 1
     assert await store.count_links(IG, EN, "inactive") == 1
+
+
+async def test_links_updated_in_place_keep_target_and_natural_key(store: SqliteStateStore) -> None:
+    agreed = msgspec.structs.replace(link("1", natural_key='{"n": "CTO-1"}'), source_hash=7, target_hash=8)
+    await store.commit(Commit(IG, EN, upsert_links=(agreed, link("2"))))
+    selects: list[str] = []
+    await store._conn().set_trace_callback(selects.append)
+    await store.commit(Commit(IG, EN, update_links=(link("1", "t1", "h2", state="inactive"),)))
+    assert not [s for s in selects if s.startswith("INSERT")]  # in place: no upsert
+    row = (await store.links(IG, EN))["1"]
+    assert (row.target_id, row.content_hash, row.state, row.natural_key) == (
+        "t1",
+        "h2",
+        "inactive",
+        '{"n": "CTO-1"}',
+    )
+    assert (row.source_hash, row.target_hash) == (0, 0)  # an action's write: no agreement known
+    assert (await store.links_by_target(IG, EN, ["t1"]))["t1"].source_id == "1"
+
+
+async def test_links_updated_in_place_that_are_gone_or_repointed_are_written_whole(
+    store: SqliteStateStore,
+) -> None:
+    await store.commit(Commit(IG, EN, upsert_links=(link("1", "t1-elsewhere"), link("2"))))
+    await store.commit(
+        Commit(IG, EN, update_links=(link("1", "t1", "h2"), link("2", "t2", "h2"), link("3", "t3")))
+    )
+    found = await store.links(IG, EN)
+    assert {sid: (r.target_id, r.content_hash) for sid, r in found.items()} == {
+        "1": ("t1", "h2"),
+        "2": ("t2", "h2"),
+        "3": ("t3", "h1"),
+    }
+    assert set(await store.links_by_target(IG, EN, ["t1", "t1-elsewhere"])) == {"t1"}
 
 
 async def test_links_are_scoped_by_integration_and_entity(store: SqliteStateStore) -> None:
