@@ -510,9 +510,9 @@ class SqliteStateStore:
                     for r in batch.update_links
                 )
                 written = (await db.executemany(_UPDATE_LINK_IN_PLACE, in_place)).rowcount
-                if written != len(
-                    batch.update_links
-                ):  # some link is gone or points elsewhere: write them whole
+                if written != len(batch.update_links):
+                    # some link is gone or points elsewhere (which one, executemany cannot tell): the whole
+                    # batch is written whole, as upserts, which is what it would have been without this path
                     await db.executemany(_UPSERT_LINK, _upsert_params(key, batch.update_links, now))
             if batch.refresh_links:
                 await db.executemany(

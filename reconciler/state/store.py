@@ -113,8 +113,8 @@ class Commit(msgspec.Struct, frozen=True):
     upsert_links: tuple[LinkRow, ...] = ()
     update_links: tuple[LinkRow, ...] = ()
     """Links whose target is the one already linked (an update or inactivation of a linked record), written in
-    place: the target index is left alone and the natural key kept. A row not found with that target (gone or
-    re-pointed meanwhile) is written whole, as ``upsert_links``."""
+    place: the target index is left alone and the natural key kept. When a row is not found with that target
+    (gone or re-pointed meanwhile), every row of the batch is written whole, as ``upsert_links``."""
     refresh_links: tuple[LinkRefresh, ...] = ()
     remove_links: tuple[str, ...] = ()
     journal: tuple[JournalUpdate, ...] = ()
