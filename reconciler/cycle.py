@@ -195,6 +195,7 @@ async def run_entity(
     progress: Progress | None = None,
     only: Sequence[str] | None = None,
     hold: Mapping[str, str] | None = None,
+    recheck: Collection[str] = (),
     gate: Gate | None = None,
     live_runs: Collection[str] = (),
     compare_all: bool = False,
@@ -204,6 +205,8 @@ async def run_entity(
     ``only``: a *targeted* cycle over these source ids (webhooks, on-demand): they are read by id, an id the
     source no longer has counts as removed, and the cursor does not move. ``hold``: source id → reason; the
     actions of these records are turned into skips with that reason (per-record backoff after failures).
+    ``recheck``: held source ids an incremental cycle re-reads whenever it runs, however recently they were
+    checked (records whose backoff after failures has run out: they must not wait :data:`HELD_RECHECK_AFTER`).
     ``gate`` serializes each action with another cycle of the entity running beside this one (see
     ``applying``); ``live_runs`` are the runs in progress whose pending journal rows are not left behind.
     ``compare_all``: a full cycle runs the rule on every record and compares every pair, even those read exactly
@@ -297,7 +300,9 @@ async def run_entity(
                 if progress is not None:
                     progress(f"{integration}/{entity}: fetched", reading.fetched)
         if effective == "incremental":
-            await _read_incremental_extras(rule, source, store, since, lookups_mark, tables, reading, timer)
+            await _read_incremental_extras(
+                rule, source, store, since, lookups_mark, tables, reading, timer, recheck
+            )
         timer.add("fetch", started)
         started = time.perf_counter()
         links = await store.links(
@@ -502,8 +507,10 @@ async def _read_incremental_extras(
     tables: Mapping[str, Mapping[str, Value]],
     reading: _Reading,
     timer: _Timer,
+    recheck: Collection[str] = (),
 ) -> None:
-    """An incremental cycle's other reads: deletions since the cursor and the held records due a re-check."""
+    """An incremental cycle's other reads: deletions since the cursor and the held records due a re-check
+    (``recheck``: held ids due whatever their age, see :func:`run_entity`)."""
     integration, entity = rule.integration, rule.entity
     catalog = source.catalog().get(rule.source_collection)
     if catalog is not None and catalog.deletions:
@@ -517,7 +524,9 @@ async def _read_incremental_extras(
     else:
         due = iso_utc(datetime.now(UTC) - HELD_RECHECK_AFTER)
         held_rows = await store.quarantined(integration, entity, limit=HELD_RECHECK, checked_before=due)
-    retry_ids = [q.source_id for q in held_rows if q.source_id not in seen]
+        if recheck:
+            held_rows += await store.quarantined(integration, entity, source_ids=list(recheck))
+    retry_ids = list(dict.fromkeys(q.source_id for q in held_rows if q.source_id not in seen))
     if retry_ids:
         records = await source.fetch_by_ids(rule.source_collection, retry_ids, fields=rule.source_reads)
         fetched = reading.fetched

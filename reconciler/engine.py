@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import uuid
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from pathlib import Path
 
 import aiohttp
@@ -115,6 +115,7 @@ class Engine:
         progress: Progress | None = None,
         only: Mapping[str, Sequence[str]] | None = None,
         hold: Mapping[str, Mapping[str, str]] | None = None,
+        recheck: Mapping[str, Collection[str]] | None = None,
         gate: Gate | None = None,
         compare_all: bool = False,
     ) -> IntegrationRun:
@@ -123,7 +124,8 @@ class Engine:
         A guard tripped by one entity stops the run before that entity acts (``GuardTripped`` propagates);
         entities already applied keep their committed state. ``only`` (entity → source ids) makes the named
         entities' cycles targeted at those records (see ``cycle.run_entity``); ``hold`` (entity → source id →
-        reason) defers those records' actions. ``gate`` serializes each action with a cycle of the same entity
+        reason) defers those records' actions; ``recheck`` (entity → source ids) names held records an incremental
+        cycle re-reads however recently they were checked. ``gate`` serializes each action with a cycle of the same entity
         running beside this one (see ``applying``). ``compare_all``: full cycles compare every pair, even those
         read exactly as when last found in agreement (see ``reconciler.agreement``).
         """
@@ -162,6 +164,7 @@ class Engine:
                         progress=progress,
                         only=(only or {}).get(rule.entity),
                         hold=(hold or {}).get(rule.entity),
+                        recheck=(recheck or {}).get(rule.entity, ()),
                         gate=gate,
                         live_runs=frozenset(self._live_runs - {run_id}),
                         compare_all=compare_all,

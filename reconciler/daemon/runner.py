@@ -338,6 +338,8 @@ class Daemon:
     async def _run_job(self, state: EntityState, job: Job) -> None:
         key = state.key
         hold = self.backoff.holds(key, self.clock.monotonic(), wall_now=self.clock.time())
+        # held for their backoff until now: re-read as soon as it is over, not HELD_RECHECK_AFTER later
+        recheck = self.backoff.expired(key, self.clock.monotonic())
         for source_id in job.ids:
             hold.pop(source_id, None)  # queued again on purpose: a webhook or a due retry
         started = self.clock.monotonic()
@@ -361,6 +363,7 @@ class Daemon:
                     allow_mass_removal=job.allow_mass_removal,
                     only={key.entity: list(job.ids)} if job.kind == "targeted" else None,
                     hold={key.entity: hold} if hold else None,
+                    recheck={key.entity: recheck} if recheck else None,
                     gate=gate,
                 )
             result = run.results[0]

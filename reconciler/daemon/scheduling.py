@@ -214,6 +214,10 @@ class RecordBackoff:
                 reasons[source_id] = f"backing off after {entry.failures} failure{plural} until {until} UTC"
         return reasons
 
+    def expired(self, key: EntityKey, now: float) -> list[str]:
+        """The failing records of ``key`` whose wait is over (due a retry, not yet succeeded)."""
+        return [source_id for source_id, entry in self._failing.get(key, {}).items() if entry.due <= now]
+
     def failures(self, key: EntityKey, source_id: str) -> int:
         """Consecutive failures of one record (0 when it is not failing)."""
         entry = self._failing.get(key, {}).get(source_id)

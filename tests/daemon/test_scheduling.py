@@ -140,6 +140,7 @@ def test_record_backoff_holds_failing_records_with_a_readable_reason() -> None:
         "a": "backing off after 1 failure until 12:00:20 UTC"
     }
     assert backoff.holds(KEY, T0 + 30, wall_now=wall) == {}  # due again: acted on in the next cycle
+    assert backoff.expired(KEY, T0 + 10) == [] and backoff.expired(KEY, T0 + 30) == ["a"]  # re-read when due
     backoff.record(KEY, [failed("a")], T0 + 30)
     backoff.record(KEY, [failed("a")], T0 + 90)
     assert backoff.failures(KEY, "a") == 3

@@ -121,3 +121,15 @@ async def test_a_held_record_checked_moments_ago_is_not_read_again(sandboxes: Sa
     assert await boxes_read_by_id(sandboxes) == {oid(106)}
     await sync(cfg)
     assert await boxes_read_by_id(sandboxes) == set()
+
+
+async def test_a_held_record_named_for_recheck_is_read_however_recently_it_was_checked(
+    sandboxes: Sandboxes,
+) -> None:
+    # The daemon names the records whose backoff after failures has run out: they are retried at once.
+    await world_with_an_old_backlog(sandboxes)
+    cfg = sandboxes.config()
+    await sync(cfg)
+    await sandboxes.control("ozmap", "DELETE", "requests")
+    await sync(cfg, recheck={"boxes": [oid(107), "not-held"]})
+    assert await boxes_read_by_id(sandboxes) == {oid(107)}
