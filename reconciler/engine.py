@@ -125,9 +125,9 @@ class Engine:
         entities already applied keep their committed state. ``only`` (entity → source ids) makes the named
         entities' cycles targeted at those records (see ``cycle.run_entity``); ``hold`` (entity → source id →
         reason) defers those records' actions; ``recheck`` (entity → source ids) names held records an incremental
-        cycle re-reads however recently they were checked. ``gate`` serializes each action with a cycle of the same entity
-        running beside this one (see ``applying``). ``compare_all``: full cycles compare every pair, even those
-        read exactly as when last found in agreement (see ``reconciler.agreement``).
+        cycle re-reads however recently they were checked. ``gate`` serializes each action with a cycle of the
+        same entity running beside this one (see ``applying``). ``compare_all``: full cycles compare every pair,
+        even those read exactly as when last found in agreement (see ``reconciler.agreement``).
         """
         rules = self.rules(integration)
         if entities:
