@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from benchmarks.scenarios import in_memory, read_path
+from reconciler.cycle import HELD_RECHECK, HELD_RECHECK_AFTER
 
 #: Issue 11's targets.
 FULL_VS_BASELINE = 1.5
@@ -231,7 +232,8 @@ def _rest(out: list[str], run: dict[str, Any]) -> None:
         out.append(
             "With held records due a re-check: the same edit once more after every held record was marked as "
             "checked long ago (the runs above find none due: the initial load checked them minutes before, less "
-            "than 10 minutes ago), so the cycle also re-reads up to 1,000 of them. One run each.\n"
+            f"than {HELD_RECHECK_AFTER.total_seconds() / 60:g} minutes ago), so the cycle also re-reads up to "
+            f"{HELD_RECHECK:,} of them. One run each.\n"
         )
         out.append(
             "| linked | held | re-read | wall s | fetch | normalize | requests (ozmap / ixc) | ÷ fastest above |"

@@ -337,12 +337,14 @@ class Daemon:
 
     async def _run_job(self, state: EntityState, job: Job) -> None:
         key = state.key
-        hold = self.backoff.holds(key, self.clock.monotonic(), wall_now=self.clock.time())
+        started = (
+            self.clock.monotonic()
+        )  # one instant for both: a record is either still waiting or due again
+        hold = self.backoff.holds(key, started, wall_now=self.clock.time())
         # held for their backoff until now: re-read as soon as it is over, not HELD_RECHECK_AFTER later
-        recheck = self.backoff.expired(key, self.clock.monotonic())
+        recheck = self.backoff.expired(key, started)
         for source_id in job.ids:
             hold.pop(source_id, None)  # queued again on purpose: a webhook or a due retry
-        started = self.clock.monotonic()
         state.running_cycles += 1
         self.metrics.in_progress.labels(*key).set(state.running_cycles)
         self._queue_gauges(key)
